@@ -1,0 +1,128 @@
+"""The one error tree of Parallax.
+
+Every error Parallax raises on purpose derives from `ParallaxError`, and most also
+derive from the builtin that fits, so `except ValueError` still works::
+
+    ParallaxError
+    ├── ParseError(ValueError)        a pipeline or caps string is malformed (column)
+    ├── PropertyError(ValueError)     a property name or value is wrong (element, property)
+    ├── LinkError                     two pads cannot link (pads, caps)
+    ├── StateError(RuntimeError)      an operation is not allowed in the current state
+    ├── FlowError(RuntimeError)       an element failed while streaming (element)
+    ├── PoolExhausted(MemoryError)    no free slot in a pool (pool, slots)
+    ├── BudgetExceeded(MemoryError)   an arena region is over its budget (region, sizes)
+    ├── StaleReference(RuntimeError)  a view into a region that was reset (region, generation)
+    ├── HugePagesUnavailable(OSError) neither hugetlbfs nor transparent huge pages can be had
+    ├── MissingExtra(ImportError)     an optional dependency is not installed (install line)
+    ├── PlatformNotSupported          the feature does not exist on this OS
+    ├── ClosedError(RuntimeError)     *you* closed it, then used it
+    └── BrokenError(RuntimeError)     the peer went away (the OS error as __cause__)
+
+Messages name the element, property, pad, column or byte and what was expected; the
+same facts are attributes, and every error pickles so it can cross a process boundary.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+
+class ParallaxError(Exception):
+    """Root of all errors raised by Parallax."""
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        # Errors cross process boundaries (links, child pipelines): keep their attributes.
+        return (_rebuild, (type(self), self.args, self.__dict__))
+
+
+def _rebuild(cls: type[ParallaxError], args: tuple[Any, ...], state: dict[str, Any]) -> Any:
+    err = cls.__new__(cls)
+    Exception.__init__(err, *args)
+    err.__dict__.update(state)
+    return err
+
+
+class ParseError(ParallaxError, ValueError):
+    """A pipeline or caps string is malformed. `column` is 1-based into `text`."""
+
+    def __init__(self, message: str, text: str, column: int) -> None:
+        super().__init__(message)
+        self.message, self.text, self.column = message, text, column
+
+    def __str__(self) -> str:
+        # Show the line the column falls on, with a caret under the offending character.
+        start = self.text.rfind("\n", 0, max(self.column - 1, 0)) + 1
+        end = self.text.find("\n", start)
+        line = self.text[start : end if end >= 0 else len(self.text)]
+        caret = " " * max(self.column - 1 - start, 0) + "^"
+        return f"{self.message} at column {self.column}\n  {line}\n  {caret}"
+
+
+class PropertyError(ParallaxError, ValueError):
+    """A property does not exist, or its value is of the wrong type or out of range."""
+
+    def __init__(
+        self, message: str, *, element: str = "", prop: str = "", value: object = None
+    ) -> None:
+        super().__init__(message)
+        self.element, self.prop, self.value = element, prop, value
+
+
+class LinkError(ParallaxError):
+    """Two pads cannot be linked: unknown pad, already linked, or caps that do not intersect."""
+
+
+class StateError(ParallaxError, RuntimeError):
+    """An operation is not allowed in the object's current state."""
+
+
+class FlowError(ParallaxError, RuntimeError):
+    """An element failed while streaming. `element` names it; the original error is `__cause__`."""
+
+    def __init__(self, message: str, *, element: str = "") -> None:
+        super().__init__(message)
+        self.element = element
+
+
+class PoolExhausted(ParallaxError, MemoryError):
+    """Every slot of a pool is on loan."""
+
+    def __init__(self, message: str, *, pool: str = "", slots: int = 0) -> None:
+        super().__init__(message)
+        self.pool, self.slots = pool, slots
+
+
+class BudgetExceeded(ParallaxError, MemoryError):
+    """An allocation does not fit in what is left of an arena region's budget."""
+
+    def __init__(self, message: str, *, region: str = "", requested: int = 0, free: int = 0) -> None:
+        super().__init__(message)
+        self.region, self.requested, self.free = region, requested, free
+
+
+class StaleReference(ParallaxError, RuntimeError):
+    """A view into an arena region was used after the region was reset."""
+
+    def __init__(self, message: str, *, region: str = "", generation: int = 0) -> None:
+        super().__init__(message)
+        self.region, self.generation = region, generation
+
+
+class HugePagesUnavailable(ParallaxError, OSError):
+    """Huge pages were asked for, and neither hugetlbfs pages nor THP can be had."""
+
+
+class MissingExtra(ParallaxError, ImportError):
+    """An optional dependency is missing; the message says what to install."""
+
+
+class PlatformNotSupported(ParallaxError):
+    """The feature exists in the API but not on this platform (e.g. Metal on Linux)."""
+
+
+class ClosedError(ParallaxError, RuntimeError):
+    """The object was closed by its owner and then used."""
+
+
+class BrokenError(ParallaxError, RuntimeError):
+    """The other side went away; the OS error, if any, is `__cause__`."""
