@@ -1,0 +1,1 @@
+"""Parallax: a zero-copy dataflow runtime for Python on Linux."""
