@@ -28,7 +28,25 @@ from typing import Any
 
 
 class ParallaxError(Exception):
-    """Root of all errors raised by Parallax."""
+    """Root of all errors raised by Parallax.
+
+    Any error may be *located* in a launch string (`text`, 1-based `column`); then its
+    message shows that line with a caret under the column.
+    """
+
+    text: str | None = None
+    column: int | None = None
+
+    def locate(self, text: str, column: int) -> ParallaxError:
+        """Attach where in `text` the error is; returns self, for `raise err.locate(...)`."""
+        self.text, self.column = text, column
+        return self
+
+    def __str__(self) -> str:
+        message = super().__str__()
+        if self.text is None or self.column is None:
+            return message
+        return _with_caret(message, self.text, self.column)
 
     def __reduce__(self) -> tuple[Any, ...]:
         # Errors cross process boundaries (links, child pipelines): keep their attributes.
@@ -45,17 +63,21 @@ def _rebuild(cls: type[ParallaxError], args: tuple[Any, ...], state: dict[str, A
 class ParseError(ParallaxError, ValueError):
     """A pipeline or caps string is malformed. `column` is 1-based into `text`."""
 
+    text: str
+    column: int
+
     def __init__(self, message: str, text: str, column: int) -> None:
         super().__init__(message)
         self.message, self.text, self.column = message, text, column
 
-    def __str__(self) -> str:
-        # Show the line the column falls on, with a caret under the offending character.
-        start = self.text.rfind("\n", 0, max(self.column - 1, 0)) + 1
-        end = self.text.find("\n", start)
-        line = self.text[start : end if end >= 0 else len(self.text)]
-        caret = " " * max(self.column - 1 - start, 0) + "^"
-        return f"{self.message} at column {self.column}\n  {line}\n  {caret}"
+
+def _with_caret(message: str, text: str, column: int) -> str:
+    # Show the line the column falls on, with a caret under the offending character.
+    start = text.rfind("\n", 0, max(column - 1, 0)) + 1
+    end = text.find("\n", start)
+    line = text[start : end if end >= 0 else len(text)]
+    caret = " " * max(column - 1 - start, 0) + "^"
+    return f"{message} at column {column}\n  {line}\n  {caret}"
 
 
 class PropertyError(ParallaxError, ValueError):

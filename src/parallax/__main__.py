@@ -1,0 +1,5 @@
+"""`python -m parallax` is the `parallax` command."""
+
+from parallax.cli import main
+
+raise SystemExit(main())

@@ -1,0 +1,41 @@
+"""The built-in elements. Each is registered through the `parallax.elements` entry points
+(see pyproject.toml), like any third-party element.
+
+Layout: `_file.py` (filesrc, filesink), `_fake.py` (fakesrc, fakesink), `_basic.py`
+(identity, capsfilter, consolesink), `_tee.py`, `_queue.py`, `_app.py` (appsrc, appsink).
+"""
+
+from ._app import AppSink as AppSink
+from ._app import AppSrc as AppSrc
+from ._basic import CapsFilter as CapsFilter
+from ._basic import ConsoleSink as ConsoleSink
+from ._basic import Identity as Identity
+from ._fake import FakeSink as FakeSink
+from ._fake import FakeSrc as FakeSrc
+from ._fake import FillType as FillType
+from ._fake import SizeType as SizeType
+from ._file import FileSink as FileSink
+from ._file import FileSrc as FileSrc
+from ._queue import Leaky as Leaky
+from ._queue import Queue as Queue
+from ._tee import Tee as Tee
+
+__all__ = [
+    "AppSink",
+    "AppSrc",
+    "CapsFilter",
+    "ConsoleSink",
+    "FakeSink",
+    "FakeSrc",
+    "FileSink",
+    "FileSrc",
+    "FillType",
+    "Identity",
+    "Leaky",
+    "Queue",
+    "SizeType",
+    "Tee",
+]
+
+for _name in __all__:
+    globals()[_name].__module__ = __name__

@@ -1,0 +1,47 @@
+"""Shared memory: segments, slot pools with loans, and frame arenas.
+
+Layout (each module one concept; import from here):
+
+- ``_segment.py`` -- ``Segment`` and its kinds: ``HeapSegment``, ``MemfdSegment``,
+  ``HugePageSegment``, ``FileSegment``; ``MemoryType``.
+- ``_pool.py``    -- ``SlotPool`` and its loans, ``Slot``.
+- ``_arena.py``   -- ``FrameArena``, ``ArenaBlock``, ``RegionKind``, ``RegionSpec``,
+  ``RegionStats``: the per-frame "ventilated" memory model.
+
+This layer imports nothing from Parallax but ``parallax._errors``.
+"""
+
+from ._arena import ArenaBlock as ArenaBlock
+from ._arena import FrameArena as FrameArena
+from ._arena import RegionKind as RegionKind
+from ._arena import RegionSpec as RegionSpec
+from ._arena import RegionStats as RegionStats
+from ._pool import Slot as Slot
+from ._pool import SlotPool as SlotPool
+from ._segment import FileSegment as FileSegment
+from ._segment import HeapSegment as HeapSegment
+from ._segment import HugePageSegment as HugePageSegment
+from ._segment import MemfdSegment as MemfdSegment
+from ._segment import MemoryType as MemoryType
+from ._segment import Segment as Segment
+
+__all__ = [
+    "ArenaBlock",
+    "FileSegment",
+    "FrameArena",
+    "HeapSegment",
+    "HugePageSegment",
+    "MemfdSegment",
+    "MemoryType",
+    "RegionKind",
+    "RegionSpec",
+    "RegionStats",
+    "Segment",
+    "Slot",
+    "SlotPool",
+]
+
+# Tracebacks and reprs name the public module, not the private one that defines the class.
+for _name in __all__:
+    globals()[_name].__module__ = __name__
+del _name

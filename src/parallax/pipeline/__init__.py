@@ -1,0 +1,94 @@
+"""The pipeline engine: elements, pads, caps negotiation, the graph, and its executor.
+
+Layout:
+    _props.py     typed element properties (`Property`)
+    _pad.py       `Pad`, `PadTemplate`: linking and the push hot path
+    _events.py    events that flow with the buffers (stream-start, caps, EOS)
+    _bus.py       `Bus`, `Message`: what the application hears
+    _element.py   `Element`, `Source`, `Transform`, `Filter`, `Sink`, states, media types
+    _async.py     `AsyncSource` (asyncio producers)
+    _func.py      `@transform`, `@sink`, `@source`: elements from functions
+    _alloc.py     `BufferAllocator`: sources' buffers, loaned from shared-memory pools
+    _registry.py  factory names → classes, from entry points (`parallax.elements`)
+    _parse.py     the gst-launch grammar (pure)
+    _launch.py    `parse_launch`: grammar → linked pipeline
+    _pipeline.py  `Pipeline`: graph, states, run/pull
+    _builder.py   `Chain`: the typed builder
+    _export.py    DOT and JSON
+    _metrics.py   counters, timing, the Prometheus endpoint
+"""
+
+from . import _registry as registry
+from ._alloc import BufferAllocator as BufferAllocator
+from ._async import AsyncSource as AsyncSource
+from ._builder import Chain as Chain
+from ._bus import Bus as Bus
+from ._bus import Message as Message
+from ._bus import MessageType as MessageType
+from ._element import Bytes as Bytes
+from ._element import Element as Element
+from ._element import Filter as Filter
+from ._element import Media as Media
+from ._element import Sink as Sink
+from ._element import Source as Source
+from ._element import State as State
+from ._element import Tensor as Tensor
+from ._element import Text as Text
+from ._element import Transform as Transform
+from ._element import Video as Video
+from ._events import Event as Event
+from ._flow import EndOfStream as EndOfStream
+from ._events import EventType as EventType
+from ._func import sink as sink
+from ._func import source as source
+from ._func import transform as transform
+from ._launch import parse_launch as parse_launch
+from ._metrics import MetricsServer as MetricsServer
+from ._pad import Pad as Pad
+from ._pad import PadDirection as PadDirection
+from ._pad import PadPresence as PadPresence
+from ._pad import PadTemplate as PadTemplate
+from ._pipeline import Pipeline as Pipeline
+from ._props import Property as Property
+from ._registry import UnknownElement as UnknownElement
+
+__all__ = [
+    "AsyncSource",
+    "Bus",
+    "BufferAllocator",
+    "Bytes",
+    "Chain",
+    "Element",
+    "EndOfStream",
+    "Event",
+    "EventType",
+    "Filter",
+    "Media",
+    "Message",
+    "MessageType",
+    "MetricsServer",
+    "Pad",
+    "PadDirection",
+    "PadPresence",
+    "PadTemplate",
+    "Pipeline",
+    "Property",
+    "Sink",
+    "Source",
+    "State",
+    "Tensor",
+    "Text",
+    "Transform",
+    "UnknownElement",
+    "Video",
+    "parse_launch",
+    "registry",
+    "sink",
+    "source",
+    "transform",
+]
+
+for _name in __all__:
+    _obj = globals()[_name]
+    if isinstance(_obj, type):
+        _obj.__module__ = __name__

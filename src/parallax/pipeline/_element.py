@@ -1,0 +1,501 @@
+"""Elements: the base class and the three shapes a user subclasses (Source, Transform, Sink).
+
+Threads: an element that needs one (a source's streaming loop, a queue's output side)
+starts it with `start_task` when the pipeline goes to PLAYING and the pipeline joins it
+when going down; a task's exception becomes an ERROR message naming the element.
+
+Typing: `Source[Out]`, `Transform[In, Out]` and `Sink[In]` carry phantom media types
+(`Bytes`, `Text`, `Tensor`, ...) so the typed builder can reject a chain whose stage
+does not accept the previous stage's output. A `Filter` is a transform that does not
+change the type (identity, queue, capsfilter).
+"""
+
+from __future__ import annotations
+
+import enum
+import itertools
+import threading
+from abc import ABC, abstractmethod
+from collections.abc import Callable, Sequence
+from typing import Any, ClassVar, Generic, Protocol, TypeVar
+
+from parallax._errors import FlowError, LinkError, PropertyError, StateError
+from parallax.buffer import Buffer
+from parallax.caps import Caps
+
+from ._bus import Message, MessageType
+from ._flow import EndOfStream
+from ._events import EOS_EVENT, STREAM_START_EVENT, Event, EventType
+from ._pad import Pad, PadDirection, PadPresence, PadTemplate
+from ._props import Property, properties_of
+
+
+class State(enum.IntEnum):
+    """Element and pipeline states, in GStreamer's order."""
+
+    NULL = 0
+    READY = 1
+    PAUSED = 2
+    PLAYING = 3
+
+
+# -- phantom media types for the typed builder ------------------------------------------
+
+
+class Media:
+    """Root of the phantom payload types. Any element may say `Source[Media]`."""
+
+
+class Bytes(Media):
+    """Opaque bytes (`bytes` caps)."""
+
+
+class Text(Bytes):
+    """Text lines (`text/lines`); also bytes, so byte sinks accept it."""
+
+
+class Tensor(Media):
+    """A typed array (`tensor,dtype=...,shape=<...>`)."""
+
+
+class Video(Media):
+    """Raw video frames (`video/raw`)."""
+
+
+In = TypeVar("In", bound=Media, contravariant=True)
+Out = TypeVar("Out", bound=Media, covariant=True)
+
+
+class ElementParent(Protocol):
+    """What an element needs from the pipeline that holds it."""
+
+    def post(self, message: Message) -> None: ...
+
+    def element_eos(self, element: Element) -> None: ...
+
+
+_name_counters: dict[str, itertools.count[int]] = {}
+_name_lock = threading.Lock()
+
+
+def _auto_name(factory: str) -> str:
+    with _name_lock:
+        counter = _name_counters.setdefault(factory, itertools.count())
+        return f"{factory}{next(counter)}"
+
+
+class Element(ABC):  # noqa: B024  (no abstract method here: subclasses pick the shape)
+    """Base of every element.
+
+    Class attributes describe the element (`factory_name`, `klass`, `description`,
+    `pad_templates`); `Property` descriptors declare its properties. An element is made
+    in state NULL; the pipeline drives `start` (resources), `activate` (threads),
+    `deactivate` and `stop`. Override those, not `set_state`.
+    """
+
+    factory_name: ClassVar[str] = ""
+    klass: ClassVar[str] = "Generic"
+    description: ClassVar[str] = ""
+    pad_templates: ClassVar[tuple[PadTemplate, ...]] = ()
+
+    def __init_subclass__(cls, factory: str | None = None, **kwargs: Any) -> None:
+        super().__init_subclass__(**kwargs)
+        if factory is not None:
+            cls.factory_name = factory
+        elif "factory_name" not in vars(cls):
+            cls.factory_name = cls.__name__.lower()
+
+    def __init__(self, name: str | None = None, **props: Any) -> None:
+        self.name = name if name is not None else _auto_name(self.factory_name or "element")
+        self.pads: dict[str, Pad] = {}
+        self.parent: ElementParent | None = None
+        self.state = State.NULL
+        self._tasks: list[threading.Thread] = []
+        self._flushing = False
+        for template in self.pad_templates:
+            if template.presence is PadPresence.ALWAYS:
+                self._add_pad(template.name, template)
+        for key, value in props.items():
+            self.set_property(key, value)
+
+    def __repr__(self) -> str:
+        return f"<{type(self).__name__} {self.name!r} {self.state.name}>"
+
+    # -- properties ----------------------------------------------------------------
+
+    @classmethod
+    def properties(cls) -> Sequence[Property[Any]]:
+        """The element's properties, by GStreamer name (`num-buffers`)."""
+        return properties_of(cls)
+
+    @classmethod
+    def find_property(cls, name: str) -> Property[Any] | None:
+        """The property called `name` (GStreamer `num-buffers` or Python `num_buffers`)."""
+        want = name.replace("_", "-")
+        for prop in cls.properties():
+            if prop.name == want:
+                return prop
+        return None
+
+    def set_property(self, name: str, value: Any) -> None:
+        """Set a property from a Python value or from launch text (a `str`).
+
+        Raises:
+            PropertyError: unknown property (with the closest names), a bad value, or a
+                change while playing that the property does not allow.
+        """
+        prop = self.find_property(name)
+        if prop is None:
+            known = ", ".join(p.name for p in self.properties())
+            raise PropertyError(
+                f"{self.name}: no property '{name}' on {self.factory_name} (it has: {known})",
+                element=self.name,
+                prop=name,
+                value=value,
+            )
+        if self.state >= State.PAUSED and not prop.mutable:
+            raise PropertyError(
+                f"{self.name}: property '{prop.name}' cannot change in state {self.state.name}",
+                element=self.name,
+                prop=prop.name,
+                value=value,
+            )
+        if isinstance(value, str) and prop.kind is not str:
+            value = prop.from_string(value, element=self.name)
+        else:
+            value = prop.validate(value, element=self.name)
+        self.__dict__[prop.attr] = value
+
+    def get_property(self, name: str) -> Any:
+        """The value of a property, by GStreamer or Python name."""
+        prop = self.find_property(name)
+        if prop is None:
+            raise PropertyError(f"{self.name}: no property '{name}'", element=self.name, prop=name)
+        return getattr(self, prop.attr)
+
+    # -- pads ----------------------------------------------------------------------
+
+    def _add_pad(self, name: str, template: PadTemplate) -> Pad:
+        pad = Pad(self, name, template)
+        if template.direction is PadDirection.SINK:
+            pad.set_chain_function(self._chain_for(pad))
+        self.pads[name] = pad
+        return pad
+
+    def _chain_for(self, pad: Pad) -> Callable[[Buffer], None]:
+        """The chain function for a new sink pad. Default: `self.chain` for every pad."""
+        return self.chain
+
+    def chain(self, buf: Buffer) -> None:
+        """Handle a buffer arriving on a sink pad. Elements with sink pads override it."""
+        raise FlowError(f"{self.name}: {type(self).__name__} takes no buffers", element=self.name)
+
+    @property
+    def src_pads(self) -> list[Pad]:
+        """The element's src pads, in creation order."""
+        return [p for p in self.pads.values() if p.direction is PadDirection.SRC]
+
+    @property
+    def sink_pads(self) -> list[Pad]:
+        """The element's sink pads, in creation order."""
+        return [p for p in self.pads.values() if p.direction is PadDirection.SINK]
+
+    def get_pad(self, name: str) -> Pad:
+        """The pad called `name`, making a request pad if a template allows it.
+
+        Raises:
+            LinkError: no such pad and no template that could make it.
+        """
+        pad = self.pads.get(name)
+        if pad is not None:
+            return pad
+        for template in self.pad_templates:
+            if template.presence is PadPresence.REQUEST and template.matches(name):
+                return self.request_pad(template, name)
+        names = ", ".join([*self.pads, *(t.name for t in self.pad_templates if t.presence is PadPresence.REQUEST)])
+        raise LinkError(f"{self.name} has no pad '{name}' (pads: {names})")
+
+    def request_pad(self, template: PadTemplate, name: str | None = None) -> Pad:
+        """Make a pad from a REQUEST template (`src_%u` → `src_0`, `src_1`, ...)."""
+        if name is None:
+            for i in itertools.count():
+                name = template.name.replace("%u", str(i))
+                if name not in self.pads:
+                    break
+        assert name is not None
+        if name in self.pads:
+            raise LinkError(f"{self.name} already has a pad '{name}'")
+        return self._add_pad(name, template)
+
+    def free_pad(self, direction: PadDirection, caps: Caps | None = None) -> Pad | None:
+        """An unlinked pad of `direction` (requesting one if needed) whose template caps
+        intersect `caps`; None if there is none."""
+        for pad in self.pads.values():
+            if pad.direction is direction and pad.peer is None:
+                if caps is None or pad.template.caps.can_intersect(caps):
+                    return pad
+        for template in self.pad_templates:
+            if template.direction is direction and template.presence is PadPresence.REQUEST:
+                if caps is None or template.caps.can_intersect(caps):
+                    return self.request_pad(template)
+        return None
+
+    # -- caps ----------------------------------------------------------------------
+
+    def query_caps(self, pad: Pad) -> Caps:
+        """Caps `pad` can handle. Default: its template caps; a sink pad of an element
+        whose output equals its input (`passthrough_caps`) also asks downstream."""
+        caps = pad.template.caps
+        if pad.direction is PadDirection.SINK and self.passthrough_caps:
+            for src in self.src_pads:
+                caps = caps.intersect(src.peer_query_caps())
+        return caps
+
+    passthrough_caps: ClassVar[bool] = False
+
+    # -- events --------------------------------------------------------------------
+
+    def handle_event(self, pad: Pad, event: Event) -> None:
+        """An event arrived on sink pad `pad`. Default: remember caps, and forward each
+        event to every src pad — EOS only once all sink pads have it."""
+        if event.type is EventType.CAPS:
+            pad.caps = event.caps
+        elif event.type is EventType.EOS:
+            pad.eos = True
+            if not all(p.eos for p in self.sink_pads):
+                return
+            self.on_eos()
+        self.forward_event(event)
+
+    def forward_event(self, event: Event) -> None:
+        """Send `event` out of every linked src pad."""
+        for src in self.src_pads:
+            if event.type is EventType.CAPS:
+                src.caps = event.caps
+            if src.peer is not None:
+                src.push_event(event)
+
+    def on_eos(self) -> None:
+        """All sink pads reached EOS. Sinks tell the pipeline; override to flush state."""
+        if not self.src_pads and self.parent is not None:
+            self.parent.element_eos(self)
+
+    # -- messages ------------------------------------------------------------------
+
+    def post(self, type: MessageType, **data: Any) -> None:
+        """Post a message on the pipeline's bus (dropped if the element has no pipeline)."""
+        if self.parent is not None:
+            self.parent.post(Message(type, self.name, data))
+
+    def post_error(self, error: BaseException) -> None:
+        """Report a failure: an ERROR message whose error names this element."""
+        if not isinstance(error, FlowError):
+            flow = FlowError(f"{self.name}: {type(error).__name__}: {error}", element=self.name)
+            flow.__cause__ = error
+            error = flow
+        self.post(MessageType.ERROR, error=error)
+
+    def post_warning(self, text: str) -> None:
+        """Report a problem that does not stop the pipeline."""
+        self.post(MessageType.WARNING, text=text)
+
+    # -- lifecycle (the pipeline calls these) --------------------------------------
+
+    def start(self) -> None:
+        """NULL → READY: open resources (files, sockets). Errors here abort the start."""
+
+    def stop(self) -> None:
+        """READY → NULL: release what `start` opened. Must be safe to call twice."""
+
+    def activate(self) -> None:
+        """PAUSED → PLAYING: start streaming tasks."""
+        self._flushing = False
+
+    def deactivate(self) -> None:
+        """PLAYING → PAUSED/NULL: flush (unblock every wait) so tasks can leave."""
+        self._flushing = True
+
+    def start_task(self, target: Callable[[], None], label: str = "") -> None:
+        """Run `target` in a thread owned by this element; its exception becomes an ERROR."""
+
+        def run() -> None:
+            try:
+                target()
+            except BaseException as e:  # reported, not swallowed: the pipeline raises it
+                self.post_error(e)
+
+        suffix = f":{label}" if label else ""
+        thread = threading.Thread(target=run, name=f"parallax:{self.name}{suffix}", daemon=True)
+        self._tasks.append(thread)
+        thread.start()
+
+    def join_tasks(self, timeout: float) -> list[str]:
+        """Join this element's threads; returns the names of those that did not stop."""
+        stuck = []
+        for thread in self._tasks:
+            if thread is not threading.current_thread():
+                thread.join(timeout)
+                if thread.is_alive():
+                    stuck.append(thread.name)
+        self._tasks = [t for t in self._tasks if t.is_alive()]
+        return stuck
+
+
+class Source(Element, Generic[Out]):
+    """An element that produces buffers in its own streaming thread.
+
+    Override `create()` (return a Buffer, or None at the end of the stream); for the
+    fastest sources override `loop()` too. `negotiate()` picks the output caps.
+    """
+
+    klass = "Source"
+    pad_templates = (PadTemplate("src", PadDirection.SRC, PadPresence.ALWAYS, Caps.any()),)
+
+    def __init__(self, name: str | None = None, **props: Any) -> None:
+        super().__init__(name, **props)
+        self._running = False
+        self._resume = threading.Event()
+        self.sequence = 0
+
+    @property
+    def srcpad(self) -> Pad:
+        """The `src` pad."""
+        return self.pads["src"]
+
+    @abstractmethod
+    def create(self) -> Buffer | None:
+        """The next buffer, or None at the end of the stream. Runs in the streaming thread."""
+
+    def loop(self) -> bool:
+        """Push buffers while running. Returns True at the end of the stream, False when
+        stopped or paused (`self._running` went False)."""
+        create, push = self.create, self.srcpad.push
+        while self._running:
+            buf = create()
+            if buf is None:
+                return True
+            push(buf)
+        return False
+
+    def output_caps(self) -> Caps:
+        """The caps this source can produce (default: its template's)."""
+        return self.srcpad.template.caps
+
+    def negotiate(self) -> Caps:
+        """Fix the output caps: what we produce ∩ what downstream accepts, fixated.
+
+        Raises:
+            FlowError: nothing is acceptable to both ("not negotiated").
+        """
+        want = self.srcpad.peer_query_caps()
+        caps = self.output_caps().intersect(want)
+        if caps.is_empty:
+            raise FlowError(
+                f"{self.name}: not negotiated: produces '{self.output_caps()}', "
+                f"downstream accepts '{want}'",
+                element=self.name,
+            )
+        return Caps.bytes() if caps.is_any else caps.fixate()
+
+    def _stream(self) -> None:
+        pad = self.srcpad
+        pad.push_event(STREAM_START_EVENT)
+        self.post(MessageType.STREAM_START)
+        caps = self.negotiate()
+        pad.caps = caps
+        pad.push_event(Event(EventType.CAPS, caps=caps))
+        while True:
+            try:
+                ended = self.loop()
+            except EndOfStream:
+                ended = True
+            if ended:
+                pad.push_event(EOS_EVENT)
+                return
+            self._resume.wait()
+            if self._flushing:
+                return
+            self._resume.clear()
+            self._running = True
+
+    def activate(self) -> None:
+        super().activate()
+        self._running = True
+        if self._tasks:  # resuming from PAUSED
+            self._resume.set()
+        else:
+            self.start_task(self._stream)
+
+    def pause(self) -> None:
+        """PLAYING → PAUSED: the streaming thread parks after the current buffer."""
+        self._running = False
+
+    def deactivate(self) -> None:
+        super().deactivate()
+        self._running = False
+        self._resume.set()
+
+
+class Transform(Element, Generic[In, Out]):
+    """One sink pad, one src pad: `transform()` each buffer (return None to drop it)."""
+
+    klass = "Filter"
+    pad_templates = (
+        PadTemplate("sink", PadDirection.SINK, PadPresence.ALWAYS, Caps.any()),
+        PadTemplate("src", PadDirection.SRC, PadPresence.ALWAYS, Caps.any()),
+    )
+
+    @property
+    def srcpad(self) -> Pad:
+        """The `src` pad."""
+        return self.pads["src"]
+
+    @property
+    def sinkpad(self) -> Pad:
+        """The `sink` pad."""
+        return self.pads["sink"]
+
+    def chain(self, buf: Buffer) -> None:
+        out = self.transform(buf)
+        if out is not None:
+            self.pads["src"].push(out)
+
+    @abstractmethod
+    def transform(self, buf: Buffer) -> Buffer | None:
+        """Turn one input buffer into one output buffer (or None to drop it)."""
+
+
+class Filter(Transform[Media, Media]):
+    """A transform whose output has its input's type (identity, queue, capsfilter):
+    the typed builder keeps the chain's type across it."""
+
+    passthrough_caps = True
+
+    def transform(self, buf: Buffer) -> Buffer | None:
+        """Pass the buffer on unchanged; override to inspect, delay or drop it."""
+        return buf
+
+
+class Sink(Element, Generic[In]):
+    """An element that consumes buffers: override `render()`."""
+
+    klass = "Sink"
+    pad_templates = (PadTemplate("sink", PadDirection.SINK, PadPresence.ALWAYS, Caps.any()),)
+
+    @property
+    def sinkpad(self) -> Pad:
+        """The `sink` pad."""
+        return self.pads["sink"]
+
+    def chain(self, buf: Buffer) -> None:
+        self.render(buf)
+
+    @abstractmethod
+    def render(self, buf: Buffer) -> None:
+        """Consume one buffer."""
+
+
+def check_state(element: Element, allowed: State, action: str) -> None:
+    """Raise StateError unless `element` is at most in state `allowed`."""
+    if element.state > allowed:
+        raise StateError(f"{element.name}: cannot {action} in state {element.state.name}")

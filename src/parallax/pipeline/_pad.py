@@ -1,0 +1,196 @@
+"""Pads: where elements link. A source pad pushes; the peer sink pad's chain function runs.
+
+The push is the per-buffer hot path (PLATFORM.md: two calls and one small object cost
+≈ 0.85 µs), so `Pad.push` does four things only: mark the buffer read-only, count it,
+call the peer's chain function, and name the element if that call fails.
+"""
+
+from __future__ import annotations
+
+import enum
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+from parallax._errors import FlowError, LinkError
+from parallax.buffer import Buffer
+from parallax.caps import Caps
+
+from ._events import Event
+from ._flow import EndOfStream
+
+if TYPE_CHECKING:
+    from ._element import Element
+
+
+class PadDirection(enum.Enum):
+    """Which way data leaves or enters the element."""
+
+    SRC = "src"
+    SINK = "sink"
+
+
+class PadPresence(enum.Enum):
+    """When a pad exists: always, on request (`src_%u`), or sometimes (made while running)."""
+
+    ALWAYS = "always"
+    REQUEST = "request"
+    SOMETIMES = "sometimes"
+
+
+@dataclass(frozen=True, slots=True)
+class PadTemplate:
+    """Describes pads an element can have: a name (or `src_%u` pattern), direction, caps."""
+
+    name: str
+    direction: PadDirection
+    presence: PadPresence = PadPresence.ALWAYS
+    caps: Caps = Caps.any()
+
+    def matches(self, pad_name: str) -> bool:
+        """Does `pad_name` fit this template (`src_3` fits `src_%u`)?"""
+        if "%u" not in self.name:
+            return pad_name == self.name
+        prefix, _, suffix = self.name.partition("%u")
+        middle = pad_name[len(prefix) : len(pad_name) - len(suffix) or None]
+        return (
+            pad_name.startswith(prefix)
+            and pad_name.endswith(suffix)
+            and middle.isdigit()
+        )
+
+
+def _not_linked(buf: Buffer) -> None:
+    raise FlowError("pad is not linked")
+
+
+class Pad:
+    """One connection point of an element. Made by the element, linked by the pipeline."""
+
+    __slots__ = (
+        "_chain",
+        "buffers",
+        "bytes",
+        "caps",
+        "direction",
+        "element",
+        "eos",
+        "name",
+        "peer",
+        "template",
+    )
+
+    def __init__(self, element: Element, name: str, template: PadTemplate) -> None:
+        self.element = element
+        self.name = name
+        self.template = template
+        self.direction = template.direction
+        self.peer: Pad | None = None
+        self.caps: Caps | None = None
+        self.eos = False
+        self.buffers = 0
+        self.bytes = 0
+        # For a src pad: the peer sink pad's chain function; for a sink pad: its own.
+        self._chain: Callable[[Buffer], None] = _not_linked
+
+    @property
+    def full_name(self) -> str:
+        """`element:pad`, as GStreamer prints pads."""
+        return f"{self.element.name}:{self.name}"
+
+    def __repr__(self) -> str:
+        peer = f" -> {self.peer.full_name}" if self.peer else ""
+        return f"<Pad {self.full_name} {self.direction.value}{peer}>"
+
+    # -- linking -------------------------------------------------------------------
+
+    def link(self, sink: Pad) -> None:
+        """Link this src pad to `sink`. Checks direction, that both are free, and caps.
+
+        Raises:
+            LinkError: naming both pads and why.
+        """
+        what = f"cannot link {self.full_name} to {sink.full_name}"
+        if self.direction is not PadDirection.SRC:
+            raise LinkError(f"{what}: {self.full_name} is not a src pad")
+        if sink.direction is not PadDirection.SINK:
+            raise LinkError(f"{what}: {sink.full_name} is not a sink pad")
+        if self.peer is not None:
+            raise LinkError(f"{what}: {self.full_name} is already linked to {self.peer.full_name}")
+        if sink.peer is not None:
+            raise LinkError(f"{what}: {sink.full_name} is already linked to {sink.peer.full_name}")
+        # What each side can do now (a capsfilter narrows its template; a passthrough
+        # element asks further downstream), not only the templates.
+        ours, theirs = self.query_caps(), sink.query_caps()
+        if not ours.can_intersect(theirs):
+            raise LinkError(f"{what}: caps '{ours}' and '{theirs}' do not intersect")
+        self.peer, sink.peer = sink, self
+        self._chain = sink._chain
+
+    def unlink(self) -> None:
+        """Undo `link` (either end)."""
+        peer = self.peer
+        if peer is None:
+            return
+        src = self if self.direction is PadDirection.SRC else peer
+        src._chain = _not_linked
+        self.peer = peer.peer = None
+
+    def set_chain_function(self, chain: Callable[[Buffer], None]) -> None:
+        """A sink pad's handler for buffers; re-points an already linked peer too."""
+        self._chain = chain
+        if self.peer is not None:
+            self.peer._chain = chain
+
+    # -- data flow -----------------------------------------------------------------
+
+    def push(self, buf: Buffer) -> None:
+        """Push `buf` to the peer (synchronously, in the caller's thread).
+
+        The buffer becomes read-only: downstream branches share it.
+
+        Raises:
+            FlowError: the peer (or something further down) failed; `element` names it.
+        """
+        buf._readonly = True
+        self.buffers += 1
+        self.bytes += buf._size
+        try:
+            self._chain(buf)
+        except (FlowError, EndOfStream):
+            raise
+        except Exception as e:
+            name = self.peer.element.name if self.peer else self.element.name
+            raise FlowError(f"{name}: {type(e).__name__}: {e}", element=name) from e
+
+    def push_event(self, event: Event) -> None:
+        """Send `event` to the peer's event handler (in order with buffers)."""
+        peer = self.peer
+        if peer is None:
+            raise FlowError(f"{self.full_name}: pad is not linked", element=self.element.name)
+        try:
+            peer.element.handle_event(peer, event)
+        except FlowError:
+            raise
+        except Exception as e:
+            name = peer.element.name
+            raise FlowError(f"{name}: {type(e).__name__}: {e}", element=name) from e
+
+    def query_caps(self) -> Caps:
+        """What this pad's side of the link accepts/produces, asked of the element."""
+        return self.element.query_caps(self)
+
+    def peer_query_caps(self) -> Caps:
+        """What the peer accepts (ANY when unlinked)."""
+        return self.peer.query_caps() if self.peer is not None else Caps.any()
+
+
+def pad_info(pad: Pad) -> dict[str, Any]:
+    """A JSON-friendly description of a pad (for export and metrics)."""
+    return {
+        "name": pad.name,
+        "direction": pad.direction.value,
+        "caps": str(pad.caps) if pad.caps is not None else None,
+        "template_caps": str(pad.template.caps),
+        "peer": pad.peer.full_name if pad.peer else None,
+    }

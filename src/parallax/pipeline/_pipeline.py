@@ -1,0 +1,403 @@
+"""`Pipeline`: owns elements, links them into a DAG, drives states, and runs to EOS.
+
+Execution follows GStreamer's push model (DESIGN.md): each source's streaming thread
+pushes buffers through synchronous chain calls; other threads exist only where an
+element starts one (a `queue`). The pipeline starts them going to PLAYING and joins
+every one of them going down, so a stopped pipeline owns no thread.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+from collections.abc import Iterable, Iterator
+from typing import TYPE_CHECKING, Any, Self, TypeVar
+
+from parallax._errors import FlowError, LinkError, StateError
+from parallax.buffer import Buffer
+from parallax.caps import Caps
+
+from ._bus import Bus, Message, MessageType
+from ._element import Element, Media, Source, State
+from ._pad import Pad, PadDirection
+
+if TYPE_CHECKING:
+    from ._builder import Chain
+
+log = logging.getLogger("parallax.pipeline")
+_T = TypeVar("_T", bound=Media)
+
+STOP_TIMEOUT = 1.0
+"""Seconds each element gets to leave its streaming threads on stop (the spine issue:
+'stop/Ctrl-C flushes and joins every thread within a second')."""
+
+
+class Pipeline:
+    """A graph of linked elements and the states it runs through.
+
+    Use it as a context manager, or call `close()` (= set_state(NULL)): a playing
+    pipeline owns threads and open files.
+    """
+
+    def __init__(self, name: str = "pipeline0") -> None:
+        self.name = name
+        self.elements: dict[str, Element] = {}
+        self.bins: list[dict[str, Any]] = []
+        self.bus = Bus()
+        self.state = State.NULL
+        self._eos_sinks: set[str] = set()
+        self._eos_lock = threading.Lock()
+        self._timing = False
+
+    # -- building ------------------------------------------------------------------
+
+    def add(self, *elements: Element) -> None:
+        """Add elements. Names must be unique within the pipeline.
+
+        Raises:
+            LinkError: a name is taken, or the element is in another pipeline.
+        """
+        self._require(State.NULL, "add elements")
+        for element in elements:
+            if element.name in self.elements:
+                raise LinkError(f"{self.name} already has an element named '{element.name}'")
+            if element.parent is not None and element.parent is not self:
+                raise LinkError(f"{element.name} is already in another pipeline")
+            element.parent = self
+            self.elements[element.name] = element
+
+    def get_by_name(self, name: str) -> Element:
+        """The element called `name`.
+
+        Raises:
+            KeyError: no such element (the message lists the names there are).
+        """
+        try:
+            return self.elements[name]
+        except KeyError:
+            raise KeyError(f"{self.name} has no element '{name}' (has: {', '.join(self.elements)})") from None
+
+    __getitem__ = get_by_name
+
+    def link(
+        self,
+        src: Element,
+        sink: Element,
+        *,
+        src_pad: str | None = None,
+        sink_pad: str | None = None,
+    ) -> tuple[Pad, Pad]:
+        """Link `src` to `sink`, on the named pads or the first compatible free ones.
+
+        Raises:
+            LinkError: no free compatible pad, the pads' caps do not intersect, or the
+                link would close a cycle (the graph is a DAG).
+        """
+        self._require(State.NULL, "link elements")
+        for element in (src, sink):
+            if element.parent is not self:
+                self.add(element)
+        if src is sink or self._reaches(sink, src):
+            raise LinkError(f"cannot link {src.name} to {sink.name}: it would make a cycle")
+        spad = src.get_pad(src_pad) if src_pad else src.free_pad(PadDirection.SRC)
+        if spad is None:
+            raise LinkError(f"cannot link {src.name} to {sink.name}: {src.name} has no free src pad")
+        kpad: Pad | None
+        if sink_pad:
+            kpad = sink.get_pad(sink_pad)
+        else:
+            kpad = sink.free_pad(PadDirection.SINK, spad.template.caps) or sink.free_pad(PadDirection.SINK)
+        if kpad is None:
+            raise LinkError(f"cannot link {src.name} to {sink.name}: {sink.name} has no free sink pad")
+        spad.link(kpad)
+        return spad, kpad
+
+    def link_many(self, *elements: Element) -> None:
+        """Link each element to the next, like gst_element_link_many."""
+        for a, b in zip(elements, elements[1:], strict=False):
+            self.link(a, b)
+
+    def _reaches(self, start: Element, goal: Element) -> bool:
+        stack, seen = [start], set()
+        while stack:
+            e = stack.pop()
+            if e is goal:
+                return True
+            if e.name in seen:
+                continue
+            seen.add(e.name)
+            stack.extend(p.peer.element for p in e.src_pads if p.peer is not None)
+        return False
+
+    def links(self) -> list[tuple[Pad, Pad]]:
+        """Every (src pad, sink pad) link, in element order."""
+        return [
+            (p, p.peer) for e in self.elements.values() for p in e.src_pads if p.peer is not None
+        ]
+
+    def topological(self) -> list[Element]:
+        """Elements ordered upstream first."""
+        indegree = {n: 0 for n in self.elements}
+        for _, sink in self.links():
+            indegree[sink.element.name] += 1
+        ready = [e for n, e in self.elements.items() if indegree[n] == 0]
+        order: list[Element] = []
+        while ready:
+            e = ready.pop(0)
+            order.append(e)
+            for p in e.src_pads:
+                if p.peer is not None:
+                    n = p.peer.element.name
+                    indegree[n] -= 1
+                    if indegree[n] == 0:
+                        ready.append(p.peer.element)
+        return order
+
+    # -- typed builder entry -----------------------------------------------------------
+
+    @staticmethod
+    def from_source(source: Source[_T]) -> Chain[_T]:
+        """Start a typed chain: `Pipeline.from_source(src).then(t).sink(s)` (see `Chain`)."""
+        from ._builder import Chain
+
+        return Chain._start(source)
+
+    # -- states --------------------------------------------------------------------
+
+    def _require(self, state: State, action: str) -> None:
+        if self.state > state:
+            raise StateError(f"{self.name}: cannot {action} in state {self.state.name}")
+
+    def set_state(self, target: State) -> None:
+        """Move through every intermediate state to `target`.
+
+        Raises:
+            StateError, FlowError, LinkError: a transition failed; the pipeline is
+                brought back to NULL first, so nothing stays open.
+        """
+        try:
+            while self.state != target:
+                step = State(self.state + (1 if target > self.state else -1))
+                self._transition(self.state, step)
+                old, self.state = self.state, step
+                self.post(Message(MessageType.STATE_CHANGED, self.name, {"old": old, "new": step}))
+        except BaseException:
+            if target != State.NULL:
+                self._teardown()
+            raise
+
+    def _teardown(self) -> None:
+        for down in (State.PAUSED, State.READY, State.NULL):
+            if self.state > down:
+                self._transition(self.state, down)
+                self.state = down
+
+    def _transition(self, old: State, new: State) -> None:
+        order = self.topological()
+        if (old, new) == (State.NULL, State.READY):
+            self._check_complete()
+            started: list[Element] = []
+            try:
+                for e in reversed(order):
+                    e.start()
+                    e.state = State.READY
+                    started.append(e)
+            except BaseException:
+                for e in started:
+                    e.stop()
+                    e.state = State.NULL
+                raise
+        elif (old, new) == (State.READY, State.PAUSED):
+            self._eos_sinks.clear()
+            for e in order:
+                e.state = State.PAUSED
+        elif (old, new) == (State.PAUSED, State.PLAYING):
+            if self._timing:
+                from ._metrics import instrument
+
+                instrument(self)
+            # Downstream first, so every thread's consumer exists before data arrives.
+            for e in reversed(order):
+                e.state = State.PLAYING
+                e.activate()
+        elif (old, new) == (State.PLAYING, State.PAUSED):
+            for e in order:
+                if isinstance(e, Source):
+                    e.pause()
+                e.state = State.PAUSED
+        elif (old, new) == (State.PAUSED, State.READY):
+            for e in order:
+                e.deactivate()
+            stuck: list[str] = []
+            for e in order:
+                stuck += e.join_tasks(STOP_TIMEOUT)
+            for e in order:
+                e.state = State.READY
+            if stuck:
+                raise StateError(f"{self.name}: threads did not stop within {STOP_TIMEOUT}s: {stuck}")
+        elif (old, new) == (State.READY, State.NULL):
+            errors = []
+            for e in order:
+                try:
+                    e.stop()
+                except Exception as err:  # every element must get its stop(); first error wins
+                    errors.append(err)
+                e.state = State.NULL
+            if errors:
+                raise errors[0]
+
+    def _check_complete(self) -> None:
+        if not self.elements:
+            raise StateError(f"{self.name}: the pipeline is empty")
+        for e in self.elements.values():
+            for pad in e.pads.values():
+                if pad.peer is None:
+                    raise LinkError(f"{pad.full_name} is not linked")
+
+    def play(self) -> None:
+        """Go to PLAYING (sources start pushing)."""
+        self.set_state(State.PLAYING)
+
+    def pause(self) -> None:
+        """Go to PAUSED (sources park after the buffer they are pushing)."""
+        self.set_state(State.PAUSED)
+
+    def stop(self) -> None:
+        """Go to NULL: flush, join every thread (within a second each), close resources."""
+        self.set_state(State.NULL)
+
+    close = stop
+
+    def __enter__(self) -> Self:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    # -- running -------------------------------------------------------------------
+
+    def post(self, message: Message) -> None:
+        """Elements post here; the message lands on the bus."""
+        self.bus.post(message)
+
+    def element_eos(self, element: Element) -> None:
+        """A sink reached EOS; when all have, the pipeline posts EOS."""
+        with self._eos_lock:
+            self._eos_sinks.add(element.name)
+            done = self._eos_sinks >= {e.name for e in self.sinks()}
+        if done:
+            self.post(Message(MessageType.EOS, self.name))
+
+    def sinks(self) -> list[Element]:
+        """Elements with sink pads and no src pads."""
+        return [e for e in self.elements.values() if e.sink_pads and not e.src_pads]
+
+    def wait(self, timeout: float | None = None) -> Message | None:
+        """Wait for EOS or an ERROR on the bus; returns that message (None on timeout)."""
+        return self.bus.poll(MessageType.EOS | MessageType.ERROR, timeout)
+
+    def run(self, timeout: float | None = None) -> None:
+        """Play to EOS, then stop. Ctrl-C stops cleanly and re-raises.
+
+        Raises:
+            FlowError: an element failed; `element` names it, `__cause__` is the error.
+            TimeoutError: no EOS within `timeout` seconds (the pipeline is stopped).
+        """
+        try:
+            self.play()
+            message = self.wait(timeout)
+        finally:
+            self.stop()
+        if message is None:
+            raise TimeoutError(f"{self.name}: no EOS within {timeout} s")
+        if message.type is MessageType.ERROR:
+            raise _as_raisable(message)
+
+    def pull(self, name: str, timeout: float | None = None) -> Iterator[Buffer]:
+        """Yield the buffers reaching appsink `name` until EOS, playing the pipeline if
+        it is not yet; a pipeline started here is stopped when the iteration ends.
+
+        Raises:
+            KeyError: no element `name`; TypeError: it is not an appsink.
+            FlowError: an element failed while streaming.
+        """
+        sink = self.get_by_name(name)
+        pull = getattr(sink, "pull", None)
+        if pull is None:
+            raise TypeError(f"{name} is a {sink.factory_name}, not an appsink: it cannot be pulled")
+        started = self.state != State.PLAYING
+        if started:
+            self.play()
+        try:
+            while True:
+                buf = pull(0.05)
+                if buf is not None:
+                    yield buf
+                    continue
+                err = self.bus.pop(MessageType.ERROR)
+                if err is not None:
+                    raise _as_raisable(err)
+                if getattr(sink, "is_eos", False):
+                    return
+                if timeout is not None:
+                    timeout -= 0.05
+                    if timeout <= 0:
+                        raise TimeoutError(f"{self.name}: no buffer from {name}")
+        finally:
+            if started:
+                self.stop()
+
+    # -- introspection -------------------------------------------------------------
+
+    def negotiated_caps(self) -> list[tuple[str, Caps | None]]:
+        """(pad, caps) for every linked src pad, as `parallax launch -v` prints them."""
+        return [(src.full_name, src.caps) for src, _ in self.links()]
+
+    def enable_timing(self, on: bool = True) -> None:
+        """Measure per-element processing time from the next PLAYING (costs ≈ 0.3 µs a
+        buffer per element)."""
+        self._timing = on
+
+    def metrics(self) -> dict[str, dict[str, Any]]:
+        """Per element: buffers/bytes in and out, processing time (when timing is on),
+        and element extras such as a queue's fill level."""
+        from ._metrics import collect
+
+        return collect(self)
+
+    def to_dot(self) -> str:
+        """The graph in Graphviz DOT."""
+        from ._export import to_dot
+
+        return to_dot(self)
+
+    def to_json(self) -> str:
+        """The graph as JSON: elements with properties and pads, links with caps."""
+        from ._export import to_json
+
+        return to_json(self)
+
+    @classmethod
+    def from_json(cls, text: str) -> Pipeline:
+        """Rebuild a pipeline from `to_json` output (elements come from the registry)."""
+        from ._export import from_json
+
+        return from_json(text)
+
+    def __repr__(self) -> str:
+        return f"<Pipeline {self.name!r} {self.state.name} {len(self.elements)} elements>"
+
+    def __iter__(self) -> Iterator[Element]:
+        return iter(self.elements.values())
+
+    def iterate_sources(self) -> Iterable[Element]:
+        """Elements without sink pads."""
+        return [e for e in self.elements.values() if not e.sink_pads]
+
+
+def _as_raisable(message: Message) -> BaseException:
+    err = message.error
+    if err is None:
+        return FlowError(f"{message.source}: {message.data.get('text', 'error')}", element=message.source)
+    return err
+
