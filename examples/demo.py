@@ -56,7 +56,9 @@ def main() -> None:
             checksum ^= int(np.bitwise_xor.reduce(arr.view(np.uint64)))
             total += buf.size
         dt = time.perf_counter() - t0
-        print(f"  {total / 2**20:.0f} MiB in {dt * 1000:.0f} ms ({total / dt / 1e9:.2f} GB/s), xor {checksum:#018x}")
+        print(
+            f"  {total / 2**20:.0f} MiB in {dt * 1000:.0f} ms ({total / dt / 1e9:.2f} GB/s), xor {checksum:#018x}"
+        )
         if not same:
             raise SystemExit(1)
 

@@ -3,7 +3,9 @@
 GStreamer-style pipelines over shared-memory loans::
 
     import parallax
-    parallax.parse_launch("filesrc location=in.bin ! tee name=t ! fakesink  t. ! queue ! filesink location=out.bin").run()
+    parallax.parse_launch(
+        "filesrc location=in.bin ! tee name=t ! fakesink  t. ! queue ! filesink location=out.bin"
+    ).run()
 
 Layout (imports point down): `cli` → `elements` → `pipeline` → `buffer`/`caps` → `memory`.
 The names here are the ones most programs need; each subpackage exports the rest.
@@ -40,8 +42,8 @@ except PackageNotFoundError:  # running from a source tree that was never instal
 
 __all__ = [
     "BrokenError",
-    "Buffer",
     "BudgetExceeded",
+    "Buffer",
     "Caps",
     "ClosedError",
     "FlowError",

@@ -117,7 +117,9 @@ class PoolExhausted(ParallaxError, MemoryError):
 class BudgetExceeded(ParallaxError, MemoryError):
     """An allocation does not fit in what is left of an arena region's budget."""
 
-    def __init__(self, message: str, *, region: str = "", requested: int = 0, free: int = 0) -> None:
+    def __init__(
+        self, message: str, *, region: str = "", requested: int = 0, free: int = 0
+    ) -> None:
         super().__init__(message)
         self.region, self.requested, self.free = region, requested, free
 

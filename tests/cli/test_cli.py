@@ -69,7 +69,19 @@ def test_launch_metrics_port_serves_prometheus() -> None:
 def test_inspect_lists_and_describes() -> None:
     code, out = run("inspect")
     assert code == 0
-    for name in ("filesrc", "filesink", "fakesrc", "fakesink", "identity", "tee", "queue", "capsfilter", "consolesink", "appsrc", "appsink"):
+    for name in (
+        "filesrc",
+        "filesink",
+        "fakesrc",
+        "fakesink",
+        "identity",
+        "tee",
+        "queue",
+        "capsfilter",
+        "consolesink",
+        "appsrc",
+        "appsink",
+    ):
         assert name in out
     code, out = run("inspect", "fakesrc")
     assert code == 0
@@ -98,5 +110,11 @@ def test_dot_bad_string_exits_nonzero(capsys: pytest.CaptureFixture[str]) -> Non
 def test_console_script_runs(tmp_path: Path) -> None:
     exe = shutil.which("parallax", path=os.path.dirname(sys.executable))
     cmd = [exe] if exe else [sys.executable, "-m", "parallax"]
-    result = subprocess.run([*cmd, "launch", "-q", "fakesrc num-buffers=2 ! fakesink"], capture_output=True, text=True, timeout=60, check=False)
+    result = subprocess.run(
+        [*cmd, "launch", "-q", "fakesrc num-buffers=2 ! fakesink"],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
     assert result.returncode == 0, result.stderr

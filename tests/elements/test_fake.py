@@ -15,22 +15,35 @@ def _pull(launch: str) -> list[bytes]:
 
 def test_sizetypes() -> None:
     assert _pull("fakesrc num-buffers=2 ! appsink name=out") == [b"", b""]
-    assert [len(b) for b in _pull("fakesrc num-buffers=2 sizetype=fixed sizemax=7 ! appsink name=out")] == [7, 7]
-    sizes = [len(b) for b in _pull("fakesrc num-buffers=50 sizetype=random sizemin=3 sizemax=9 ! appsink name=out max-buffers=0")]
+    assert [
+        len(b) for b in _pull("fakesrc num-buffers=2 sizetype=fixed sizemax=7 ! appsink name=out")
+    ] == [7, 7]
+    sizes = [
+        len(b)
+        for b in _pull(
+            "fakesrc num-buffers=50 sizetype=random sizemin=3 sizemax=9 ! appsink name=out max-buffers=0"
+        )
+    ]
     assert min(sizes) >= 3 and max(sizes) <= 9
 
 
 def test_filltypes() -> None:
     zero = _pull("fakesrc num-buffers=1 sizetype=fixed sizemax=4 filltype=zero ! appsink name=out")
     assert zero == [bytes(4)]
-    pattern = _pull("fakesrc num-buffers=1 sizetype=fixed sizemax=300 filltype=pattern ! appsink name=out")
+    pattern = _pull(
+        "fakesrc num-buffers=1 sizetype=fixed sizemax=300 filltype=pattern ! appsink name=out"
+    )
     assert pattern[0][:3] == b"\x00\x01\x02" and pattern[0][256] == 0
-    span = _pull("fakesrc num-buffers=2 sizetype=fixed sizemax=4 filltype=pattern-span ! appsink name=out")
+    span = _pull(
+        "fakesrc num-buffers=2 sizetype=fixed sizemax=4 filltype=pattern-span ! appsink name=out"
+    )
     assert span == [bytes([0, 1, 2, 3]), bytes([4, 5, 6, 7])]
 
 
 def test_enum_property_errors_list_choices() -> None:
-    with pytest.raises(PropertyError, match="expects one of 'empty', 'fixed', 'random', got 'huge'"):
+    with pytest.raises(
+        PropertyError, match="expects one of 'empty', 'fixed', 'random', got 'huge'"
+    ):
         parallax.parse_launch("fakesrc sizetype=huge ! fakesink")
 
 
@@ -42,7 +55,9 @@ def test_enum_by_python_value() -> None:
 
 
 def test_fakesink_handoff_and_dump(capsys: pytest.CaptureFixture[str]) -> None:
-    p = parallax.parse_launch("fakesrc num-buffers=2 sizetype=fixed sizemax=20 filltype=pattern ! fakesink name=s signal-handoffs=true dump=true")
+    p = parallax.parse_launch(
+        "fakesrc num-buffers=2 sizetype=fixed sizemax=20 filltype=pattern ! fakesink name=s signal-handoffs=true dump=true"
+    )
     sink = p.get_by_name("s")
     assert isinstance(sink, FakeSink)
     seen: list[int] = []
@@ -59,7 +74,9 @@ def test_identity_drop_probability_one_drops_all() -> None:
 
 
 def test_source_caps_outside_a_capsfilter_are_not_negotiated() -> None:
-    launch = "appsrc name=in caps=video/raw,width=10 ! capsfilter caps=video/raw,width=20 ! fakesink"
+    launch = (
+        "appsrc name=in caps=video/raw,width=10 ! capsfilter caps=video/raw,width=20 ! fakesink"
+    )
     with pytest.raises(FlowError, match="in: not negotiated"):
         parallax.parse_launch(launch).run(timeout=5)
 
@@ -78,7 +95,9 @@ def test_consolesink_formats(capsys: pytest.CaptureFixture[str]) -> None:
 
 
 def test_queue_backpressure_bounds_the_level() -> None:
-    p = parallax.parse_launch("fakesrc num-buffers=300 ! queue name=q max-size-buffers=4 ! identity sleep-time=50 ! fakesink")
+    p = parallax.parse_launch(
+        "fakesrc num-buffers=300 ! queue name=q max-size-buffers=4 ! identity sleep-time=50 ! fakesink"
+    )
     p.run(timeout=20)
     q = p.get_by_name("q")
     assert isinstance(q, Queue)
@@ -87,7 +106,9 @@ def test_queue_backpressure_bounds_the_level() -> None:
 
 
 def test_queue_leaky_upstream_drops_new() -> None:
-    p = parallax.parse_launch("fakesrc num-buffers=300 ! queue name=q max-size-buffers=2 leaky=upstream ! identity sleep-time=300 ! fakesink name=s")
+    p = parallax.parse_launch(
+        "fakesrc num-buffers=300 ! queue name=q max-size-buffers=2 leaky=upstream ! identity sleep-time=300 ! fakesink name=s"
+    )
     p.run(timeout=20)
     q, s = p.get_by_name("q"), p.get_by_name("s")
     assert isinstance(q, Queue) and isinstance(s, FakeSink)
@@ -96,4 +117,6 @@ def test_queue_leaky_upstream_drops_new() -> None:
 
 def test_error_after_names_identity() -> None:
     with pytest.raises(FlowError, match="identity-x: error-after=0"):
-        parallax.parse_launch("fakesrc ! identity name=identity-x error-after=0 ! fakesink").run(timeout=5)
+        parallax.parse_launch("fakesrc ! identity name=identity-x error-after=0 ! fakesink").run(
+            timeout=5
+        )

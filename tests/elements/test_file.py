@@ -23,19 +23,25 @@ def data_file(tmp_path: Path) -> Path:
 @pytest.mark.parametrize("blocksize", ["4096", "64k", "1M", "1000"])
 def test_copy_is_byte_exact(data_file: Path, tmp_path: Path, mode: str, blocksize: str) -> None:
     out = tmp_path / "out.bin"
-    parallax.parse_launch(f"filesrc location={data_file} blocksize={blocksize} mmap={mode} ! filesink location={out}").run(timeout=10)
+    parallax.parse_launch(
+        f"filesrc location={data_file} blocksize={blocksize} mmap={mode} ! filesink location={out}"
+    ).run(timeout=10)
     assert out.read_bytes() == data_file.read_bytes()
 
 
 def test_offset_and_num_buffers(data_file: Path) -> None:
-    p = parallax.parse_launch(f"filesrc location={data_file} offset=10 blocksize=100 num-buffers=3 ! appsink name=out max-buffers=0")
+    p = parallax.parse_launch(
+        f"filesrc location={data_file} offset=10 blocksize=100 num-buffers=3 ! appsink name=out max-buffers=0"
+    )
     bufs = list(p.pull("out"))
     assert [b.offset for b in bufs] == [10, 110, 210]
     assert b"".join(b.to_bytes() for b in bufs) == data_file.read_bytes()[10:310]
 
 
 def test_mmap_buffers_are_read_only_views(data_file: Path) -> None:
-    p = parallax.parse_launch(f"filesrc location={data_file} mmap=true blocksize=1M ! appsink name=out max-buffers=0")
+    p = parallax.parse_launch(
+        f"filesrc location={data_file} mmap=true blocksize=1M ! appsink name=out max-buffers=0"
+    )
     bufs = list(p.pull("out"))
     assert all(b.readonly for b in bufs)
     assert sum(b.size for b in bufs) == data_file.stat().st_size

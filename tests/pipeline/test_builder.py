@@ -17,7 +17,12 @@ def test_builder_runs_on_the_same_executor(tmp_path: Path) -> None:
     src = tmp_path / "in.bin"
     src.write_bytes(os.urandom(100_000))
     out = tmp_path / "out.bin"
-    p = Pipeline.from_source(FileSrc(str(src), blocksize=4096)).then(Identity()).then(Queue()).sink(FileSink(str(out)))
+    p = (
+        Pipeline.from_source(FileSrc(str(src), blocksize=4096))
+        .then(Identity())
+        .then(Queue())
+        .sink(FileSink(str(out)))
+    )
     assert isinstance(p, Pipeline)
     p.run(timeout=10)
     assert out.read_bytes() == src.read_bytes()
@@ -51,7 +56,15 @@ def test_mypy_rejects_mismatched_stages() -> None:
     and the good chains must check clean."""
     here = Path(__file__).parent / "type_tests" / "builder.py"
     result = subprocess.run(
-        [sys.executable, "-m", "mypy", "--strict", "--warn-unused-ignores", "--no-incremental", str(here)],
+        [
+            sys.executable,
+            "-m",
+            "mypy",
+            "--strict",
+            "--warn-unused-ignores",
+            "--no-incremental",
+            str(here),
+        ],
         capture_output=True,
         text=True,
         timeout=300,

@@ -17,7 +17,13 @@ LAUNCH = "fakesrc num-buffers=3 sizetype=fixed ! tee name=t ! queue max-size-buf
 def test_json_round_trip() -> None:
     p = parallax.parse_launch(LAUNCH)
     data = json.loads(p.to_json())
-    assert {e["factory"] for e in data["elements"]} >= {"fakesrc", "tee", "queue", "identity", "fakesink"}
+    assert {e["factory"] for e in data["elements"]} >= {
+        "fakesrc",
+        "tee",
+        "queue",
+        "identity",
+        "fakesink",
+    }
     q = Pipeline.from_json(p.to_json())
     assert json.loads(q.to_json())["links"] == data["links"]
     assert q.get_by_name("t").factory_name == "tee"
@@ -43,9 +49,13 @@ def test_dot_has_every_element_and_link() -> None:
     assert "cluster_0" in dot
 
 
-@pytest.mark.skipif(shutil.which("dot") is None, reason="Graphviz 'dot' not installed: apt-get install graphviz")
+@pytest.mark.skipif(
+    shutil.which("dot") is None, reason="Graphviz 'dot' not installed: apt-get install graphviz"
+)
 def test_dot_is_valid_graphviz() -> None:
     dot = parallax.parse_launch(LAUNCH).to_dot()
-    result = subprocess.run(["dot", "-Tsvg"], input=dot, capture_output=True, text=True, timeout=30, check=False)
+    result = subprocess.run(
+        ["dot", "-Tsvg"], input=dot, capture_output=True, text=True, timeout=30, check=False
+    )
     assert result.returncode == 0, result.stderr
     assert "<svg" in result.stdout

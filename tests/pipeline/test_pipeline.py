@@ -27,7 +27,9 @@ from parallax.pipeline import (
 
 
 def test_run_to_eos_counts_every_buffer() -> None:
-    p = parallax.parse_launch("fakesrc num-buffers=100 sizetype=fixed sizemax=16 ! identity ! fakesink name=s")
+    p = parallax.parse_launch(
+        "fakesrc num-buffers=100 sizetype=fixed sizemax=16 ! identity ! fakesink name=s"
+    )
     p.run(timeout=10)
     sink = p.get_by_name("s")
     assert isinstance(sink, FakeSink)
@@ -51,7 +53,9 @@ def test_error_in_a_queue_thread_names_the_element() -> None:
 
 
 def test_stop_mid_stream_joins_every_thread_within_a_second() -> None:
-    p = parallax.parse_launch("fakesrc ! queue ! identity sleep-time=100 ! tee name=t ! queue ! fakesink  t. ! queue ! fakesink")
+    p = parallax.parse_launch(
+        "fakesrc ! queue ! identity sleep-time=100 ! tee name=t ! queue ! fakesink  t. ! queue ! fakesink"
+    )
     p.play()
     time.sleep(0.2)
     t0 = time.monotonic()
@@ -61,7 +65,9 @@ def test_stop_mid_stream_joins_every_thread_within_a_second() -> None:
 
 
 def test_eos_waits_for_every_sink() -> None:
-    p = parallax.parse_launch("fakesrc num-buffers=50 ! tee name=t ! queue ! fakesink name=a  t. ! queue ! identity sleep-time=200 ! fakesink name=b")
+    p = parallax.parse_launch(
+        "fakesrc num-buffers=50 ! tee name=t ! queue ! fakesink name=a  t. ! queue ! identity sleep-time=200 ! fakesink name=b"
+    )
     p.run(timeout=10)
     a, b = p.get_by_name("a"), p.get_by_name("b")
     assert isinstance(a, FakeSink) and isinstance(b, FakeSink)
@@ -89,7 +95,9 @@ def test_run_times_out_and_stops() -> None:
 
 
 def test_pull_yields_buffers_until_eos() -> None:
-    p = parallax.parse_launch("fakesrc num-buffers=20 sizetype=fixed sizemax=8 filltype=zero ! appsink name=out")
+    p = parallax.parse_launch(
+        "fakesrc num-buffers=20 sizetype=fixed sizemax=8 filltype=zero ! appsink name=out"
+    )
     got = [b.to_bytes() for b in p.pull("out")]
     assert got == [bytes(8)] * 20
     assert p.state is State.NULL
@@ -149,7 +157,9 @@ def test_duplicate_names_are_refused() -> None:
 
 @registry.register
 class TensorOnly(Sink[Tensor], factory="tensoronly-test"):
-    pad_templates = (PadTemplate("sink", PadDirection.SINK, PadPresence.ALWAYS, Caps.from_string("tensor")),)
+    pad_templates = (
+        PadTemplate("sink", PadDirection.SINK, PadPresence.ALWAYS, Caps.from_string("tensor")),
+    )
 
     def render(self, buf: Buffer) -> None:
         """Accept and forget."""
@@ -158,7 +168,10 @@ class TensorOnly(Sink[Tensor], factory="tensoronly-test"):
 def test_link_with_caps_that_do_not_intersect_names_both_pads() -> None:
     p = Pipeline()
     flt = CapsFilter(name="only-video", caps=Caps.from_string("video/raw"))
-    with pytest.raises(LinkError, match=r"cannot link only-video:src to tensoronly-test\d+:sink: caps 'video/raw' and 'tensor' do not intersect"):
+    with pytest.raises(
+        LinkError,
+        match=r"cannot link only-video:src to tensoronly-test\d+:sink: caps 'video/raw' and 'tensor' do not intersect",
+    ):
         p.link(flt, TensorOnly())
 
 
@@ -170,9 +183,13 @@ def test_launch_link_error_points_at_the_bang() -> None:
 
 
 def test_negotiated_caps_reach_buffers() -> None:
-    p = parallax.parse_launch("fakesrc num-buffers=2 ! video/raw,width=[1,100],height=10 ! appsink name=out")
+    p = parallax.parse_launch(
+        "fakesrc num-buffers=2 ! video/raw,width=[1,100],height=10 ! appsink name=out"
+    )
     bufs = list(p.pull("out"))
-    assert str(bufs[0].caps) == "video/raw,width=1,height=10" or bufs[0].caps == Caps.from_string("video/raw,width=1,height=10")
+    assert str(bufs[0].caps) == "video/raw,width=1,height=10" or bufs[0].caps == Caps.from_string(
+        "video/raw,width=1,height=10"
+    )
 
 
 def test_pause_and_resume() -> None:
@@ -275,7 +292,9 @@ def test_tee_pushes_the_same_memory_to_each_branch() -> None:
 
 
 def test_queue_leaky_downstream_drops_old_buffers() -> None:
-    p = parallax.parse_launch("fakesrc num-buffers=200 ! queue max-size-buffers=2 leaky=downstream name=q ! identity sleep-time=500 ! fakesink name=s")
+    p = parallax.parse_launch(
+        "fakesrc num-buffers=200 ! queue max-size-buffers=2 leaky=downstream name=q ! identity sleep-time=500 ! fakesink name=s"
+    )
     p.run(timeout=20)
     q = p.get_by_name("q")
     assert isinstance(q, Queue)

@@ -5,8 +5,8 @@ Layout: `_buffer.py` holds `Buffer`, `Metadata` and `BufferFlags`.
 
 from ._buffer import Buffer as Buffer
 from ._buffer import BufferFlags as BufferFlags
-from ._buffer import Metadata as Metadata
 from ._buffer import MemoryOwner as MemoryOwner
+from ._buffer import Metadata as Metadata
 
 __all__ = ["Buffer", "BufferFlags", "MemoryOwner", "Metadata"]
 

@@ -52,7 +52,9 @@ class _Progress:
     def _line(self, elapsed: float) -> str:
         buffers, nbytes = _totals(self._pipeline)
         rate = nbytes / elapsed if elapsed > 0 else 0.0
-        return f"{elapsed:7.2f} s  {buffers:,} buffers  {_human_bytes(nbytes)}  {_human_bytes(rate)}/s"
+        return (
+            f"{elapsed:7.2f} s  {buffers:,} buffers  {_human_bytes(nbytes)}  {_human_bytes(rate)}/s"
+        )
 
     def _run(self) -> None:
         t0 = time.monotonic()
@@ -74,6 +76,7 @@ class _Progress:
 def _launch(args: argparse.Namespace, out: TextIO) -> int:
     text = " ".join(args.pipeline)
     pipeline = parse_launch(text)
+
     def say(line: str) -> None:
         if not args.quiet:
             print(line, file=out, flush=True)
@@ -111,7 +114,7 @@ def _launch(args: argparse.Namespace, out: TextIO) -> int:
             return 1
         buffers, nbytes = _totals(pipeline)
         rate = nbytes / elapsed if elapsed > 0 else 0.0
-        say(f"Got EOS from pipeline \"{pipeline.name}\".")
+        say(f'Got EOS from pipeline "{pipeline.name}".')
         say(
             f"Execution ended after {elapsed:.3f} s: {buffers:,} buffers, "
             f"{_human_bytes(nbytes)} ({nbytes:,} bytes), {_human_bytes(rate)}/s"
@@ -136,13 +139,17 @@ def _inspect(args: argparse.Namespace, out: TextIO) -> int:
         print(f"\nTotal count: {len(registry.names())} elements", file=out)
         return 0
     cls = registry.get(args.element)
-    print(f"Factory Details:\n  Name: {args.element}\n  Klass: {cls.klass}\n  Description: {cls.description}", file=out)
+    print(f"Factory Details:\n  Name: {args.element}\n  Klass: {cls.klass}", file=out)
+    print(f"  Description: {cls.description}", file=out)
     print(f"  Class: {cls.__module__}.{cls.__qualname__}\n\nPad Templates:", file=out)
     for t in cls.pad_templates:
-        print(f"  {t.direction.value.upper()} template: '{t.name}'\n    Availability: {t.presence.value}\n    Capabilities: {t.caps}", file=out)
+        print(f"  {t.direction.value.upper()} template: '{t.name}'", file=out)
+        print(f"    Availability: {t.presence.value}\n    Capabilities: {t.caps}", file=out)
     print("\nElement Properties:", file=out)
     for prop in cls.properties():
-        print(f"  {prop.name:<20}: {prop.doc}\n  {'':<20}  {prop.expects()}. Default: {prop.to_string(prop.default)}", file=out)
+        default = prop.to_string(prop.default)
+        print(f"  {prop.name:<20}: {prop.doc}", file=out)
+        print(f"  {'':<20}  {prop.expects()}. Default: {default}", file=out)
     return 0
 
 
@@ -162,9 +169,15 @@ def build_parser() -> argparse.ArgumentParser:
     launch.add_argument("pipeline", nargs="+", help="the pipeline description")
     launch.add_argument("-v", "--verbose", action="store_true", help="print negotiated caps")
     launch.add_argument("-q", "--quiet", action="store_true", help="print nothing but errors")
-    launch.add_argument("--timing", action="store_true", help="measure and print ns per buffer per element")
-    launch.add_argument("--metrics-port", type=int, help="serve Prometheus metrics on this port (0: any)")
-    inspect = sub.add_parser("inspect", help="list elements, or describe one (like gst-inspect-1.0)")
+    launch.add_argument(
+        "--timing", action="store_true", help="measure and print ns per buffer per element"
+    )
+    launch.add_argument(
+        "--metrics-port", type=int, help="serve Prometheus metrics on this port (0: any)"
+    )
+    inspect = sub.add_parser(
+        "inspect", help="list elements, or describe one (like gst-inspect-1.0)"
+    )
     inspect.add_argument("element", nargs="?")
     dot = sub.add_parser("dot", help="parse and link a pipeline and print it as DOT")
     dot.add_argument("pipeline", nargs="+")

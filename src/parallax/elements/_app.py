@@ -30,7 +30,9 @@ class AppSrc(Source[Media], factory="appsrc"):
     description = "Feed buffers from Python"
 
     caps = Property(Caps.any(), doc="caps of the pushed data", parse=Caps.from_string)
-    max_buffers = Property(16, doc="buffers queued before push_buffer blocks (0: unbounded)", minimum=0)
+    max_buffers = Property(
+        16, doc="buffers queued before push_buffer blocks (0: unbounded)", minimum=0
+    )
     block = Property(True, doc="block push_buffer when full (else raise)")
 
     def __init__(self, name: str | None = None, **props: Any) -> None:
@@ -42,7 +44,9 @@ class AppSrc(Source[Media], factory="appsrc"):
     def output_caps(self) -> Caps:
         return self.caps
 
-    def push_buffer(self, data: Buffer | bytes | bytearray | memoryview, timeout: float | None = None) -> None:
+    def push_buffer(
+        self, data: Buffer | bytes | bytearray | memoryview, timeout: float | None = None
+    ) -> None:
         """Queue one buffer for the pipeline. Safe from any thread.
 
         Raises:
@@ -57,7 +61,9 @@ class AppSrc(Source[Media], factory="appsrc"):
                 raise StateError(f"{self.name}: push_buffer after end_of_stream")
             while self.max_buffers and len(self._items) >= self.max_buffers:
                 if not self.block:
-                    raise FlowError(f"{self.name}: queue full ({self.max_buffers} buffers)", element=self.name)
+                    raise FlowError(
+                        f"{self.name}: queue full ({self.max_buffers} buffers)", element=self.name
+                    )
                 if self._flushing and self.state == State.NULL:
                     raise FlowError(f"{self.name}: pipeline is stopped", element=self.name)
                 left = None if deadline is None else deadline - time.monotonic()

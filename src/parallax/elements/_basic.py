@@ -20,7 +20,9 @@ class Identity(Filter, factory="identity"):
 
     drop_probability = Property(0.0, doc="chance of dropping each buffer", minimum=0.0, maximum=1.0)
     sleep_time = Property(0, doc="microseconds to sleep per buffer", minimum=0)
-    error_after = Property(-1, doc="fail with an error after this many buffers (-1: never)", minimum=-1)
+    error_after = Property(
+        -1, doc="fail with an error after this many buffers (-1: never)", minimum=-1
+    )
     silent = Property(True, doc="accepted for GStreamer compatibility; identity posts nothing")
 
     def __init__(self, name: str | None = None, **props: Any) -> None:
@@ -36,7 +38,9 @@ class Identity(Filter, factory="identity"):
     def transform(self, buf: Buffer) -> Buffer | None:
         self.count += 1
         if 0 <= self.error_after < self.count:
-            raise FlowError(f"{self.name}: error-after={self.error_after} reached", element=self.name)
+            raise FlowError(
+                f"{self.name}: error-after={self.error_after} reached", element=self.name
+            )
         if self.sleep_time:
             time.sleep(self.sleep_time / 1e6)
         if self.drop_probability and random.random() < self.drop_probability:
@@ -61,7 +65,9 @@ class CapsFilter(Filter, factory="capsfilter"):
             out.caps = self.caps.fixate() if not self.caps.is_any else caps
             return out
         if caps is not self.caps and not caps.is_subset(self.caps):
-            raise FlowError(f"{self.name}: buffer caps '{caps}' are not within '{self.caps}'", element=self.name)
+            raise FlowError(
+                f"{self.name}: buffer caps '{caps}' are not within '{self.caps}'", element=self.name
+            )
         return buf
 
 
@@ -71,7 +77,9 @@ class ConsoleSink(Sink[Bytes], factory="consolesink"):
     klass = "Sink"
     description = "Print buffers to the console"
 
-    format = Property("text", doc="text | hex | summary", parse=lambda s: _choice(s, ("text", "hex", "summary")))
+    format = Property(
+        "text", doc="text | hex | summary", parse=lambda s: _choice(s, ("text", "hex", "summary"))
+    )
     encoding = Property("utf-8", doc="text encoding for format=text")
 
     def render(self, buf: Buffer) -> None:

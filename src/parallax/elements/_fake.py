@@ -13,7 +13,15 @@ from collections.abc import Callable
 from typing import Any
 
 from parallax.buffer import Buffer
-from parallax.pipeline import BufferAllocator, EndOfStream, Media, MessageType, Property, Sink, Source
+from parallax.pipeline import (
+    BufferAllocator,
+    EndOfStream,
+    Media,
+    MessageType,
+    Property,
+    Sink,
+    Source,
+)
 
 
 class SizeType(enum.Enum):
@@ -56,7 +64,9 @@ class FakeSrc(Source[Media], factory="fakesrc"):
 
     def start(self) -> None:
         self._alloc = BufferAllocator(
-            max(self.sizemax, 1), slots=self.pool_slots, name=self.name,
+            max(self.sizemax, 1),
+            slots=self.pool_slots,
+            name=self.name,
             flushing=lambda: self._flushing,
         )
         self.sequence = 0

@@ -44,11 +44,15 @@ class FileSrc(Source[Bytes], factory="filesrc"):
 
     def start(self) -> None:
         if not self.location:
-            raise PropertyError(f"{self.name}: property 'location' is not set", element=self.name, prop="location")
+            raise PropertyError(
+                f"{self.name}: property 'location' is not set", element=self.name, prop="location"
+            )
         try:
             self._fd = os.open(self.location, os.O_RDONLY | os.O_CLOEXEC)
         except OSError as e:
-            raise FlowError(f"{self.name}: cannot open '{self.location}': {e.strerror}", element=self.name) from e
+            raise FlowError(
+                f"{self.name}: cannot open '{self.location}': {e.strerror}", element=self.name
+            ) from e
         self._size = os.fstat(self._fd).st_size
         self._pos = self.offset
         if self.mmap and self._size > 0:
@@ -110,12 +114,18 @@ class FileSink(Sink[Bytes], factory="filesink"):
 
     def start(self) -> None:
         if not self.location:
-            raise PropertyError(f"{self.name}: property 'location' is not set", element=self.name, prop="location")
-        flags = os.O_WRONLY | os.O_CREAT | os.O_CLOEXEC | (os.O_APPEND if self.append else os.O_TRUNC)
+            raise PropertyError(
+                f"{self.name}: property 'location' is not set", element=self.name, prop="location"
+            )
+        flags = (
+            os.O_WRONLY | os.O_CREAT | os.O_CLOEXEC | (os.O_APPEND if self.append else os.O_TRUNC)
+        )
         try:
             self._fd = os.open(self.location, flags, 0o644)
         except OSError as e:
-            raise FlowError(f"{self.name}: cannot open '{self.location}': {e.strerror}", element=self.name) from e
+            raise FlowError(
+                f"{self.name}: cannot open '{self.location}': {e.strerror}", element=self.name
+            ) from e
 
     def stop(self) -> None:
         fd, self._fd = self._fd, -1
@@ -127,4 +137,3 @@ class FileSink(Sink[Bytes], factory="filesink"):
         while view:
             n = os.write(self._fd, view)
             view = view[n:]
-

@@ -35,8 +35,12 @@ class Queue(Filter, factory="queue"):
 
     max_size_buffers = Property(16, doc="most buffers queued (0: no limit)", minimum=0)
     max_size_bytes = Property(0, doc="most bytes queued (0: no limit)", minimum=0)
-    max_size_time = Property(0, doc="most nanoseconds of data queued, by pts/duration (0: no limit)", minimum=0)
-    leaky = Property(Leaky.NO, doc="when full: block (no), drop new (upstream) or drop old (downstream)")
+    max_size_time = Property(
+        0, doc="most nanoseconds of data queued, by pts/duration (0: no limit)", minimum=0
+    )
+    leaky = Property(
+        Leaky.NO, doc="when full: block (no), drop new (upstream) or drop old (downstream)"
+    )
 
     def __init__(self, name: str | None = None, **props: Any) -> None:
         super().__init__(name, **props)
@@ -80,8 +84,7 @@ class Queue(Filter, factory="queue"):
             self._bytes += buf._size
             if buf.duration > 0:
                 self._time += buf.duration
-            if self._nbuffers > self.max_level:
-                self.max_level = self._nbuffers
+            self.max_level = max(self.max_level, self._nbuffers)
             if self._consumer_waiting:
                 self._cond.notify()
 
@@ -168,5 +171,3 @@ class Queue(Filter, factory="queue"):
             "max_level_buffers": self.max_level,
             "dropped": self.dropped,
         }
-
-

@@ -37,8 +37,8 @@ from ._element import Text as Text
 from ._element import Transform as Transform
 from ._element import Video as Video
 from ._events import Event as Event
-from ._flow import EndOfStream as EndOfStream
 from ._events import EventType as EventType
+from ._flow import EndOfStream as EndOfStream
 from ._func import sink as sink
 from ._func import source as source
 from ._func import transform as transform
@@ -54,8 +54,8 @@ from ._registry import UnknownElement as UnknownElement
 
 __all__ = [
     "AsyncSource",
-    "Bus",
     "BufferAllocator",
+    "Bus",
     "Bytes",
     "Chain",
     "Element",

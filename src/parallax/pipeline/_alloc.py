@@ -88,7 +88,9 @@ class BufferAllocator:
                         return slot
         raise FlowError(f"{self.name}: stopped while waiting for a free buffer", element=self.name)
 
-    def buffer(self, size: int | None = None, caps: Caps | None = None, sequence: int = 0) -> Buffer:
+    def buffer(
+        self, size: int | None = None, caps: Caps | None = None, sequence: int = 0
+    ) -> Buffer:
         """A writable buffer of `size` bytes (default: `slot_size`) on a fresh loan."""
         return Buffer._wrap(self.slot(), self.slot_size if size is None else size, caps, sequence)
 

@@ -24,8 +24,8 @@ from parallax.buffer import Buffer
 from parallax.caps import Caps
 
 from ._bus import Message, MessageType
-from ._flow import EndOfStream
 from ._events import EOS_EVENT, STREAM_START_EVENT, Event, EventType
+from ._flow import EndOfStream
 from ._pad import Pad, PadDirection, PadPresence, PadTemplate
 from ._props import Property, properties_of
 
@@ -160,7 +160,7 @@ class Element(ABC):  # noqa: B024  (no abstract method here: subclasses pick the
                 prop=prop.name,
                 value=value,
             )
-        if isinstance(value, str) and prop.kind is not str:
+        if isinstance(value, str) and (prop.kind is not str or prop.parse is not None):
             value = prop.from_string(value, element=self.name)
         else:
             value = prop.validate(value, element=self.name)
@@ -212,7 +212,9 @@ class Element(ABC):  # noqa: B024  (no abstract method here: subclasses pick the
         for template in self.pad_templates:
             if template.presence is PadPresence.REQUEST and template.matches(name):
                 return self.request_pad(template, name)
-        names = ", ".join([*self.pads, *(t.name for t in self.pad_templates if t.presence is PadPresence.REQUEST)])
+        names = ", ".join(
+            [*self.pads, *(t.name for t in self.pad_templates if t.presence is PadPresence.REQUEST)]
+        )
         raise LinkError(f"{self.name} has no pad '{name}' (pads: {names})")
 
     def request_pad(self, template: PadTemplate, name: str | None = None) -> Pad:
@@ -231,13 +233,15 @@ class Element(ABC):  # noqa: B024  (no abstract method here: subclasses pick the
         """An unlinked pad of `direction` (requesting one if needed) whose template caps
         intersect `caps`; None if there is none."""
         for pad in self.pads.values():
-            if pad.direction is direction and pad.peer is None:
-                if caps is None or pad.template.caps.can_intersect(caps):
-                    return pad
+            if (pad.direction is direction and pad.peer is None) and (
+                caps is None or pad.template.caps.can_intersect(caps)
+            ):
+                return pad
         for template in self.pad_templates:
-            if template.direction is direction and template.presence is PadPresence.REQUEST:
-                if caps is None or template.caps.can_intersect(caps):
-                    return self.request_pad(template)
+            if (template.direction is direction and template.presence is PadPresence.REQUEST) and (
+                caps is None or template.caps.can_intersect(caps)
+            ):
+                return self.request_pad(template)
         return None
 
     # -- caps ----------------------------------------------------------------------

@@ -42,7 +42,11 @@ def _node(element: Element) -> str:
 def to_dot(pipeline: Pipeline) -> str:
     """The graph in DOT: one record node per element (pads as ports), edges labelled
     with negotiated caps; bins from the launch string become clusters."""
-    lines = [f"digraph {_quote(pipeline.name)} {{", "  rankdir=LR;", '  node [shape=record, fontname="monospace"];']
+    lines = [
+        f"digraph {_quote(pipeline.name)} {{",
+        "  rankdir=LR;",
+        '  node [shape=record, fontname="monospace"];',
+    ]
     in_bin: set[str] = set()
     for i, b in enumerate(pipeline.bins):
         lines.append(f"  subgraph cluster_{i} {{ label={_quote(b['name'])};")
@@ -55,8 +59,12 @@ def to_dot(pipeline: Pipeline) -> str:
         srcs = "|".join(f"<{p.name}> {p.name}" for p in element.src_pads)
         props = "\\n".join(f"{k}={v}" for k, v in _props(element).items())
         middle = f"{element.name}\\n({element.factory_name})" + (f"\\n{props}" if props else "")
-        fields = [f"{{{x}}}" for x in (sinks,) if x] + [middle.replace('"', '\\"')] + [f"{{{x}}}" for x in (srcs,) if x]
-        lines.append(f"  {_node(element)} [label=\"{{{'|'.join(fields)}}}\"];")
+        fields = (
+            [f"{{{x}}}" for x in (sinks,) if x]
+            + [middle.replace('"', '\\"')]
+            + [f"{{{x}}}" for x in (srcs,) if x]
+        )
+        lines.append(f'  {_node(element)} [label="{{{"|".join(fields)}}}"];')
     for src, sink in pipeline.links():
         label = str(src.caps) if src.caps is not None else ""
         lines.append(
@@ -114,7 +122,7 @@ def from_json(text: str) -> Pipeline:
     except json.JSONDecodeError as e:
         raise ValueError(f"pipeline JSON is not valid JSON: {e}") from e
     if not isinstance(data, dict) or data.get("version") != JSON_VERSION:
-        raise ValueError(f"pipeline JSON must be an object with \"version\": {JSON_VERSION}")
+        raise ValueError(f'pipeline JSON must be an object with "version": {JSON_VERSION}')
     try:
         pipeline = Pipeline(str(data.get("name", "pipeline0")))
         for entry in data["elements"]:

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 
-class EndOfStream(Exception):  # noqa: N818  (a flow signal, GStreamer's GST_FLOW_EOS)
+class EndOfStream(Exception):
     """Raised by a chain function that wants no more buffers (fakesink num-buffers).
 
     It unwinds to the streaming thread's source, which stops and sends EOS downstream,

@@ -39,8 +39,13 @@ def transform(
         cls = type(
             fn.__name__,
             (Transform,),
-            {"factory_name": factory, "description": fn.__doc__ or "", "transform": transform,
-             "__module__": fn.__module__, "__qualname__": fn.__qualname__},
+            {
+                "factory_name": factory,
+                "description": fn.__doc__ or "",
+                "transform": transform,
+                "__module__": fn.__module__,
+                "__qualname__": fn.__qualname__,
+            },
         )
         if register:
             _registry.register(cls, factory)
@@ -49,7 +54,9 @@ def transform(
     return wrap
 
 
-def sink(factory: str, *, register: bool = True) -> Callable[[Callable[[Buffer], Any]], type[Sink[Media]]]:
+def sink(
+    factory: str, *, register: bool = True
+) -> Callable[[Callable[[Buffer], Any]], type[Sink[Media]]]:
     """Make a Sink element class from `fn(buf)`."""
 
     def wrap(fn: Callable[[Buffer], Any]) -> type[Sink[Media]]:
@@ -59,8 +66,13 @@ def sink(factory: str, *, register: bool = True) -> Callable[[Callable[[Buffer],
         cls = type(
             fn.__name__,
             (Sink,),
-            {"factory_name": factory, "description": fn.__doc__ or "", "render": render,
-             "__module__": fn.__module__, "__qualname__": fn.__qualname__},
+            {
+                "factory_name": factory,
+                "description": fn.__doc__ or "",
+                "render": render,
+                "__module__": fn.__module__,
+                "__qualname__": fn.__qualname__,
+            },
         )
         if register:
             _registry.register(cls, factory)
@@ -89,8 +101,14 @@ def source(
         cls = type(
             fn.__name__,
             (Source,),
-            {"factory_name": factory, "description": fn.__doc__ or "", "start": start,
-             "create": create, "__module__": fn.__module__, "__qualname__": fn.__qualname__},
+            {
+                "factory_name": factory,
+                "description": fn.__doc__ or "",
+                "start": start,
+                "create": create,
+                "__module__": fn.__module__,
+                "__qualname__": fn.__qualname__,
+            },
         )
         if register:
             _registry.register(cls, factory)

@@ -38,7 +38,7 @@ def build(desc: Description, *, name: str = "pipeline0") -> Pipeline:
             cls = _registry.get(decl.factory)
         except _registry.UnknownElement as e:
             raise ParseError(str(e), desc.text, decl.column) from e
-        element = cls(decl.name)
+        element = cls(name=decl.name)
         for prop in decl.props:
             try:
                 element.set_property(prop.name, prop.value)
@@ -66,7 +66,9 @@ def build(desc: Description, *, name: str = "pipeline0") -> Pipeline:
             raise
     for b in desc.bins:
         members = [made[d.key].name for d in desc.elements if d.bin == b.key]
-        pipeline.bins.append({"name": b.name or f"bin{b.key}", "parent": b.parent, "elements": members})
+        pipeline.bins.append(
+            {"name": b.name or f"bin{b.key}", "parent": b.parent, "elements": members}
+        )
     return pipeline
 
 

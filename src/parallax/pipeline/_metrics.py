@@ -91,7 +91,8 @@ class MetricsServer:
             from prometheus_client.registry import Collector, CollectorRegistry
         except ImportError as e:
             raise MissingExtra(
-                "the metrics endpoint needs prometheus-client: pip install 'parallax-dataflow[metrics]'"
+                "the metrics endpoint needs prometheus-client: "
+                "pip install 'parallax-dataflow[metrics]'"
             ) from e
         from wsgiref.simple_server import WSGIRequestHandler, make_server
 
@@ -99,12 +100,16 @@ class MetricsServer:
             def collect(self) -> Any:
                 data = pipeline.metrics()
                 for key in ("buffers_in", "bytes_in", "buffers_out", "bytes_out", "proc_ns"):
-                    fam = CounterMetricFamily(f"parallax_{key}", f"per-element {key}", labels=["element"])
+                    fam = CounterMetricFamily(
+                        f"parallax_{key}", f"per-element {key}", labels=["element"]
+                    )
                     for name, entry in data.items():
                         if key in entry:
                             fam.add_metric([name], entry[key])
                     yield fam
-                fill = GaugeMetricFamily("parallax_queue_level_buffers", "queue fill", labels=["element"])
+                fill = GaugeMetricFamily(
+                    "parallax_queue_level_buffers", "queue fill", labels=["element"]
+                )
                 for name, entry in data.items():
                     if "level_buffers" in entry:
                         fill.add_metric([name], entry["level_buffers"])

@@ -53,11 +53,7 @@ class PadTemplate:
             return pad_name == self.name
         prefix, _, suffix = self.name.partition("%u")
         middle = pad_name[len(prefix) : len(pad_name) - len(suffix) or None]
-        return (
-            pad_name.startswith(prefix)
-            and pad_name.endswith(suffix)
-            and middle.isdigit()
-        )
+        return pad_name.startswith(prefix) and pad_name.endswith(suffix) and middle.isdigit()
 
 
 def _not_linked(buf: Buffer) -> None:

@@ -8,6 +8,7 @@ every one of them going down, so a stopped pipeline owns no thread.
 
 from __future__ import annotations
 
+import itertools
 import logging
 import threading
 from collections.abc import Iterable, Iterator
@@ -75,7 +76,9 @@ class Pipeline:
         try:
             return self.elements[name]
         except KeyError:
-            raise KeyError(f"{self.name} has no element '{name}' (has: {', '.join(self.elements)})") from None
+            raise KeyError(
+                f"{self.name} has no element '{name}' (has: {', '.join(self.elements)})"
+            ) from None
 
     __getitem__ = get_by_name
 
@@ -101,20 +104,26 @@ class Pipeline:
             raise LinkError(f"cannot link {src.name} to {sink.name}: it would make a cycle")
         spad = src.get_pad(src_pad) if src_pad else src.free_pad(PadDirection.SRC)
         if spad is None:
-            raise LinkError(f"cannot link {src.name} to {sink.name}: {src.name} has no free src pad")
+            raise LinkError(
+                f"cannot link {src.name} to {sink.name}: {src.name} has no free src pad"
+            )
         kpad: Pad | None
         if sink_pad:
             kpad = sink.get_pad(sink_pad)
         else:
-            kpad = sink.free_pad(PadDirection.SINK, spad.template.caps) or sink.free_pad(PadDirection.SINK)
+            kpad = sink.free_pad(PadDirection.SINK, spad.template.caps) or sink.free_pad(
+                PadDirection.SINK
+            )
         if kpad is None:
-            raise LinkError(f"cannot link {src.name} to {sink.name}: {sink.name} has no free sink pad")
+            raise LinkError(
+                f"cannot link {src.name} to {sink.name}: {sink.name} has no free sink pad"
+            )
         spad.link(kpad)
         return spad, kpad
 
     def link_many(self, *elements: Element) -> None:
         """Link each element to the next, like gst_element_link_many."""
-        for a, b in zip(elements, elements[1:], strict=False):
+        for a, b in itertools.pairwise(elements):
             self.link(a, b)
 
     def _reaches(self, start: Element, goal: Element) -> bool:
@@ -137,7 +146,7 @@ class Pipeline:
 
     def topological(self) -> list[Element]:
         """Elements ordered upstream first."""
-        indegree = {n: 0 for n in self.elements}
+        indegree = dict.fromkeys(self.elements, 0)
         for _, sink in self.links():
             indegree[sink.element.name] += 1
         ready = [e for n, e in self.elements.items() if indegree[n] == 0]
@@ -234,7 +243,9 @@ class Pipeline:
             for e in order:
                 e.state = State.READY
             if stuck:
-                raise StateError(f"{self.name}: threads did not stop within {STOP_TIMEOUT}s: {stuck}")
+                raise StateError(
+                    f"{self.name}: threads did not stop within {STOP_TIMEOUT}s: {stuck}"
+                )
         elif (old, new) == (State.READY, State.NULL):
             errors = []
             for e in order:
@@ -398,6 +409,7 @@ class Pipeline:
 def _as_raisable(message: Message) -> BaseException:
     err = message.error
     if err is None:
-        return FlowError(f"{message.source}: {message.data.get('text', 'error')}", element=message.source)
+        return FlowError(
+            f"{message.source}: {message.data.get('text', 'error')}", element=message.source
+        )
     return err
-

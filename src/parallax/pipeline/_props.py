@@ -185,7 +185,6 @@ class Property(Generic[T]):
                     raise self._fail(element, value)
         return value  # type: ignore[return-value]
 
-
     def to_string(self, value: object) -> str:
         """Launch text that `from_string` turns back into `value`."""
         if isinstance(value, bool):

@@ -52,7 +52,9 @@ def register(cls: type[Element], name: str | None = None) -> type[Element]:
     with _lock:
         old = _classes.get(name)
         if old is not None and old is not cls:
-            raise ValueError(f"element factory '{name}' is already registered by {old.__qualname__}")
+            raise ValueError(
+                f"element factory '{name}' is already registered by {old.__qualname__}"
+            )
         _classes[name] = cls
     return cls
 
@@ -88,4 +90,4 @@ def get(name: str) -> type[Element]:
 
 def make(name: str, element_name: str | None = None, **props: Any) -> Element:
     """Create an element of factory `name` (like gst_element_factory_make)."""
-    return get(name)(element_name, **props)
+    return get(name)(name=element_name, **props)

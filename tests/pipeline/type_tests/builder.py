@@ -39,5 +39,5 @@ def bad() -> list[Pipeline]:
     return [
         Pipeline.from_source(FileSrc("in.bin")).sink(TensorSink()),  # type: ignore[arg-type]
         Pipeline.from_source(FileSrc("in.bin")).then(ToTensor()).sink(FileSink("o")),  # type: ignore[arg-type]
-        Pipeline.from_source(FileSrc("in.bin")).then(ToTensor()).then(Lines()),  # type: ignore[arg-type]
+        Pipeline.from_source(FileSrc("in.bin")).then(ToTensor()).then(Lines()).sink(FileSink("o")),  # type: ignore[arg-type]
     ]
