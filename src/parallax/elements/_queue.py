@@ -1,8 +1,9 @@
 """`queue`: a thread boundary with a bounded buffer between the two sides.
 
-The upstream thread appends; the queue's own thread pops and pushes downstream. Both
-sides sleep on one Condition only when they must (empty / full), so a busy queue moves
-buffers in batches without a wake-up per buffer. Events (EOS) travel in the same deque,
+The upstream thread appends; the queue's own thread pops and pushes downstream. The
+deque's append/popleft are atomic and each counter has a single writer, so the busy path
+takes no lock; a side takes the Condition only to sleep (empty / full) or to wake the
+other, so a busy queue moves buffers without a wake-up per buffer. Events (EOS) travel in the same deque,
 in order with the buffers.
 
 Default depth 16 (DESIGN.md), not GStreamer's 200: a queue here holds pool slots, and
@@ -46,61 +47,82 @@ class Queue(Filter, factory="queue"):
         super().__init__(name, **props)
         self._items: deque[Buffer | Event] = deque()
         self._cond = threading.Condition(threading.Lock())
-        self._bytes = 0
-        self._time = 0
-        self._nbuffers = 0  # events in the deque do not count toward the limits
+        # Single producer, single consumer: each counter has one writer, so no lock is
+        # needed to read the level (in - out - dropped_old). Events do not count.
+        self._in = self._in_bytes = self._in_time = 0
+        self._out = self._out_bytes = self._out_time = 0
         self._consumer_waiting = False
         self._producer_waiting = False
         self._downstream_eos = False
         self.dropped = 0
         self.max_level = 0
+        self._lim_buffers: float = 16
+        self._lim_bytes: float = float("inf")
+        self._lim_time: float = float("inf")
+
+    @property
+    def level_buffers(self) -> int:
+        """Buffers queued now."""
+        return self._in - self._out
 
     def _full(self) -> bool:
-        mb, mby, mt = self.max_size_buffers, self.max_size_bytes, self.max_size_time
+        # Limits are copied to plain attributes at activate(): a Property read is a
+        # descriptor call, and this runs once per buffer. 0 means "no limit": use inf.
         return (
-            (mb > 0 and self._nbuffers >= mb)
-            or (mby > 0 and self._bytes >= mby)
-            or (mt > 0 and self._time >= mt)
+            self._in - self._out >= self._lim_buffers
+            or self._in_bytes - self._out_bytes >= self._lim_bytes
+            or self._in_time - self._out_time >= self._lim_time
         )
 
     def chain(self, buf: Buffer) -> None:
         if self._downstream_eos:
             raise EndOfStream
-        with self._cond:
-            while self._full():
-                if self.leaky is Leaky.UPSTREAM:
-                    self.dropped += 1
-                    return
-                if self.leaky is Leaky.DOWNSTREAM:
-                    self._drop_oldest()
-                    continue
-                if self._flushing:
-                    return
-                self._producer_waiting = True
-                self._cond.wait(0.1)
-                self._producer_waiting = False
-            self._items.append(buf)
-            self._nbuffers += 1
-            self._bytes += buf._size
-            if buf.duration > 0:
-                self._time += buf.duration
-            self.max_level = max(self.max_level, self._nbuffers)
-            if self._consumer_waiting:
+        if (
+            self._in - self._out >= self._lim_buffers
+            or self._in_bytes - self._out_bytes >= self._lim_bytes
+            or self._in_time - self._out_time >= self._lim_time
+        ) and not self._make_room():
+            return
+        self._items.append(buf)
+        self._in_bytes += buf._size
+        if buf.duration > 0:
+            self._in_time += buf.duration
+        self._in += 1
+        level = self._in - self._out
+        if level > self.max_level:
+            self.max_level = level
+        if self._consumer_waiting:
+            with self._cond:
                 self._cond.notify()
 
-    def _drop_oldest(self) -> None:
-        for i, item in enumerate(self._items):
-            if isinstance(item, Buffer):
-                del self._items[i]
-                self._account_out(item)
+    def _make_room(self) -> bool:
+        """The slow path: the queue is full. Returns False if `buf` is to be dropped."""
+        if self.leaky is Leaky.UPSTREAM:
+            self.dropped += 1
+            return False
+        if self.leaky is Leaky.DOWNSTREAM:
+            try:
+                old = self._items.popleft()  # atomic; the consumer may pop too, that is fine
+            except IndexError:
+                return True
+            if isinstance(old, Buffer):
+                self._count_out(old)
                 self.dropped += 1
-                return
+            else:
+                self._items.appendleft(old)  # never drop an event
+            return True
+        with self._cond:
+            while self._full() and not self._flushing:
+                self._producer_waiting = True
+                self._cond.wait(0.1)
+            self._producer_waiting = False
+        return not self._flushing
 
-    def _account_out(self, buf: Buffer) -> None:
-        self._nbuffers -= 1
-        self._bytes -= buf._size
+    def _count_out(self, buf: Buffer) -> None:
+        self._out_bytes += buf._size
         if buf.duration > 0:
-            self._time -= buf.duration
+            self._out_time += buf.duration
+        self._out += 1
 
     def handle_event(self, pad: Pad, event: Event) -> None:
         if event.type is EventType.CAPS:
@@ -110,13 +132,17 @@ class Queue(Filter, factory="queue"):
             # GStreamer's queue does once its src pad returned GST_FLOW_EOS.
             self.handle_downstream_event(event)
             return
-        with self._cond:
-            self._items.append(event)
-            if self._consumer_waiting:
+        self._items.append(event)
+        if self._consumer_waiting:
+            with self._cond:
                 self._cond.notify()
 
     def activate(self) -> None:
         super().activate()
+        inf = float("inf")
+        self._lim_buffers = self.max_size_buffers or inf
+        self._lim_bytes = self.max_size_bytes or inf
+        self._lim_time = self.max_size_time or inf
         self._downstream_eos = False
         self.start_task(self._loop)
 
@@ -124,28 +150,32 @@ class Queue(Filter, factory="queue"):
         super().deactivate()
         with self._cond:
             self._items.clear()
-            self._bytes = self._time = self._nbuffers = 0
+            self._out, self._out_bytes, self._out_time = self._in, self._in_bytes, self._in_time
             self._cond.notify_all()
 
     def _loop(self) -> None:
         items, cond = self._items, self._cond
         push = self.srcpad.push
-        while True:
-            with cond:
-                while not items:
-                    if self._flushing:
-                        return
+        while not self._flushing:
+            if not items:
+                with cond:
                     self._consumer_waiting = True
-                    cond.wait(0.1)
+                    while not items and not self._flushing:
+                        cond.wait(0.1)
                     self._consumer_waiting = False
-                if self._flushing:
-                    return
+                continue
+            try:
                 item = items.popleft()
-                if isinstance(item, Buffer):
-                    self._account_out(item)
+            except IndexError:  # a leaky producer took it
+                continue
+            if type(item) is Buffer or isinstance(item, Buffer):
+                self._out_bytes += item._size
+                if item.duration > 0:
+                    self._out_time += item.duration
+                self._out += 1
                 if self._producer_waiting:
-                    cond.notify()
-            if isinstance(item, Buffer):
+                    with cond:
+                        cond.notify()
                 try:
                     push(item)
                 except EndOfStream:
@@ -166,8 +196,8 @@ class Queue(Filter, factory="queue"):
     def metrics_extra(self) -> dict[str, Any]:
         """Fill level for `pipeline.metrics()`."""
         return {
-            "level_buffers": self._nbuffers,
-            "level_bytes": self._bytes,
+            "level_buffers": self._in - self._out,
+            "level_bytes": self._in_bytes - self._out_bytes,
             "max_level_buffers": self.max_level,
             "dropped": self.dropped,
         }
