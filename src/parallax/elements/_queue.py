@@ -3,8 +3,8 @@
 The upstream thread appends; the queue's own thread pops and pushes downstream. The
 deque's append/popleft are atomic and each counter has a single writer, so the busy path
 takes no lock; a side takes the Condition only to sleep (empty / full) or to wake the
-other, so a busy queue moves buffers without a wake-up per buffer. Events (EOS) travel in the same deque,
-in order with the buffers.
+other, so a busy queue moves buffers without a wake-up per buffer. Events (EOS)
+travel in the same deque, in order with the buffers.
 
 Default depth 16 (DESIGN.md), not GStreamer's 200: a queue here holds pool slots, and
 200 in-flight 8 MiB slots would pin over 1.5 GiB of shared memory per queue.
@@ -51,6 +51,7 @@ class Queue(Filter, factory="queue"):
         # needed to read the level (in - out - dropped_old). Events do not count.
         self._in = self._in_bytes = self._in_time = 0
         self._out = self._out_bytes = self._out_time = 0
+        self._drop_old = self._drop_bytes = self._drop_time = 0  # leaky=downstream drops
         self._consumer_waiting = False
         self._producer_waiting = False
         self._downstream_eos = False
@@ -63,24 +64,24 @@ class Queue(Filter, factory="queue"):
     @property
     def level_buffers(self) -> int:
         """Buffers queued now."""
-        return self._in - self._out
+        return self._in - self._out - self._drop_old
 
     def _full(self) -> bool:
         # Limits are copied to plain attributes at activate(): a Property read is a
         # descriptor call, and this runs once per buffer. 0 means "no limit": use inf.
         return (
-            self._in - self._out >= self._lim_buffers
-            or self._in_bytes - self._out_bytes >= self._lim_bytes
-            or self._in_time - self._out_time >= self._lim_time
+            self._in - self._out - self._drop_old >= self._lim_buffers
+            or self._in_bytes - self._out_bytes - self._drop_bytes >= self._lim_bytes
+            or self._in_time - self._out_time - self._drop_time >= self._lim_time
         )
 
     def chain(self, buf: Buffer) -> None:
         if self._downstream_eos:
             raise EndOfStream
         if (
-            self._in - self._out >= self._lim_buffers
-            or self._in_bytes - self._out_bytes >= self._lim_bytes
-            or self._in_time - self._out_time >= self._lim_time
+            self._in - self._out - self._drop_old >= self._lim_buffers
+            or self._in_bytes - self._out_bytes - self._drop_bytes >= self._lim_bytes
+            or self._in_time - self._out_time - self._drop_time >= self._lim_time
         ) and not self._make_room():
             return
         self._items.append(buf)
@@ -88,9 +89,8 @@ class Queue(Filter, factory="queue"):
         if buf.duration > 0:
             self._in_time += buf.duration
         self._in += 1
-        level = self._in - self._out
-        if level > self.max_level:
-            self.max_level = level
+        level = self._in - self._out - self._drop_old
+        self.max_level = max(self.max_level, level)
         if self._consumer_waiting:
             with self._cond:
                 self._cond.notify()
@@ -101,15 +101,19 @@ class Queue(Filter, factory="queue"):
             self.dropped += 1
             return False
         if self.leaky is Leaky.DOWNSTREAM:
-            try:
-                old = self._items.popleft()  # atomic; the consumer may pop too, that is fine
-            except IndexError:
-                return True
-            if isinstance(old, Buffer):
-                self._count_out(old)
-                self.dropped += 1
-            else:
-                self._items.appendleft(old)  # never drop an event
+            # Drop the oldest *buffer* (events are never dropped). In this mode the
+            # consumer pops under the lock too, so the index stays valid.
+            with self._cond:
+                for i, old in enumerate(self._items):
+                    if isinstance(old, Buffer):
+                        del self._items[i]
+                        # The producer's own counters: `_out*` belong to the consumer.
+                        self._drop_bytes += old._size
+                        if old.duration > 0:
+                            self._drop_time += old.duration
+                        self._drop_old += 1
+                        self.dropped += 1
+                        break
             return True
         with self._cond:
             while self._full() and not self._flushing:
@@ -117,12 +121,6 @@ class Queue(Filter, factory="queue"):
                 self._cond.wait(0.1)
             self._producer_waiting = False
         return not self._flushing
-
-    def _count_out(self, buf: Buffer) -> None:
-        self._out_bytes += buf._size
-        if buf.duration > 0:
-            self._out_time += buf.duration
-        self._out += 1
 
     def handle_event(self, pad: Pad, event: Event) -> None:
         if event.type is EventType.CAPS:
@@ -151,11 +149,13 @@ class Queue(Filter, factory="queue"):
         with self._cond:
             self._items.clear()
             self._out, self._out_bytes, self._out_time = self._in, self._in_bytes, self._in_time
+            self._drop_old = self._drop_bytes = self._drop_time = 0
             self._cond.notify_all()
 
     def _loop(self) -> None:
         items, cond = self._items, self._cond
         push = self.srcpad.push
+        leaky_down = self.leaky is Leaky.DOWNSTREAM
         while not self._flushing:
             if not items:
                 with cond:
@@ -164,10 +164,13 @@ class Queue(Filter, factory="queue"):
                         cond.wait(0.1)
                     self._consumer_waiting = False
                 continue
-            try:
+            if leaky_down:
+                with cond:
+                    if not items:
+                        continue
+                    item = items.popleft()
+            else:
                 item = items.popleft()
-            except IndexError:  # a leaky producer took it
-                continue
             if type(item) is Buffer or isinstance(item, Buffer):
                 self._out_bytes += item._size
                 if item.duration > 0:
@@ -196,8 +199,8 @@ class Queue(Filter, factory="queue"):
     def metrics_extra(self) -> dict[str, Any]:
         """Fill level for `pipeline.metrics()`."""
         return {
-            "level_buffers": self._in - self._out,
-            "level_bytes": self._in_bytes - self._out_bytes,
+            "level_buffers": self.level_buffers,
+            "level_bytes": self._in_bytes - self._out_bytes - self._drop_bytes,
             "max_level_buffers": self.max_level,
             "dropped": self.dropped,
         }
