@@ -28,10 +28,10 @@ def _human_bytes(n: float) -> str:
 
 
 def _totals(pipeline: Pipeline) -> tuple[int, int]:
-    """Buffers and bytes that reached the sinks."""
+    """Buffers and bytes the sources pushed (a tee's branches do not count twice)."""
     m = pipeline.metrics()
-    sinks = [e.name for e in pipeline.sinks()]
-    return sum(m[s]["buffers_in"] for s in sinks), sum(m[s]["bytes_in"] for s in sinks)
+    sources = [e.name for e in pipeline.iterate_sources()]
+    return sum(m[s]["buffers_out"] for s in sources), sum(m[s]["bytes_out"] for s in sources)
 
 
 class _Progress:
