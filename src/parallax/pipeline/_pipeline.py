@@ -21,6 +21,7 @@ from parallax.caps import Caps
 from ._bus import Bus, Message, MessageType
 from ._element import Element, Media, Source, State
 from ._pad import Pad, PadDirection
+from ._tracing import span
 
 if TYPE_CHECKING:
     from ._builder import Chain
@@ -187,7 +188,9 @@ class Pipeline:
         try:
             while self.state != target:
                 step = State(self.state + (1 if target > self.state else -1))
-                self._transition(self.state, step)
+                log.debug("%s: %s -> %s", self.name, self.state.name, step.name)
+                with span("state", pipeline=self.name, old=self.state.name, new=step.name):
+                    self._transition(self.state, step)
                 old, self.state = self.state, step
                 self.post(Message(MessageType.STATE_CHANGED, self.name, {"old": old, "new": step}))
         except BaseException:
@@ -314,14 +317,16 @@ class Pipeline:
             FlowError: an element failed; `element` names it, `__cause__` is the error.
             TimeoutError: no EOS within `timeout` seconds (the pipeline is stopped).
         """
-        try:
-            self.play()
-            message = self.wait(timeout)
-        finally:
-            self.stop()
+        with span("run", pipeline=self.name, elements=len(self.elements)):
+            try:
+                self.play()
+                message = self.wait(timeout)
+            finally:
+                self.stop()
         if message is None:
             raise TimeoutError(f"{self.name}: no EOS within {timeout} s")
         if message.type is MessageType.ERROR:
+            log.error("%s: %s", self.name, message.error)
             raise _as_raisable(message)
 
     def pull(self, name: str, timeout: float | None = None) -> Iterator[Buffer]:
