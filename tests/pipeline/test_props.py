@@ -1,0 +1,115 @@
+"""Typed properties: launch-text conversion, Python-value checks, precise errors."""
+
+from __future__ import annotations
+
+import enum
+
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+
+from parallax import PropertyError
+from parallax.elements import FakeSrc, FileSrc, Queue
+from parallax.pipeline import Property
+from parallax.pipeline._props import parse_bool, parse_int
+
+
+@pytest.mark.parametrize(
+    ("text", "value"),
+    [
+        ("0", 0),
+        ("-1", -1),
+        ("64k", 65536),
+        ("64KiB", 65536),
+        ("1M", 1 << 20),
+        ("2G", 2 << 30),
+        ("0x10", 16),
+        (" 7 ", 7),
+    ],
+)
+def test_parse_int_with_size_suffixes(text: str, value: int) -> None:
+    assert parse_int(text) == value
+
+
+@pytest.mark.parametrize("text", ["", "ten", "1.5", "4X", "k", "0x", "--1"])
+def test_parse_int_rejects(text: str) -> None:
+    with pytest.raises(ValueError):
+        parse_int(text)
+
+
+@given(st.text(max_size=20))
+def test_any_text_parses_or_raises_value_error(text: str) -> None:
+    try:
+        assert isinstance(parse_int(text), int)
+    except ValueError:
+        pass
+
+
+@given(st.integers(min_value=-(2**63), max_value=2**63))
+def test_int_round_trip(n: int) -> None:
+    assert parse_int(str(n)) == n
+
+
+@pytest.mark.parametrize(
+    ("text", "value"),
+    [("true", True), ("FALSE", False), ("yes", True), ("off", False), ("1", True)],
+)
+def test_parse_bool(text: str, value: bool) -> None:
+    assert parse_bool(text) is value
+
+
+def test_error_names_element_property_value_and_range() -> None:
+    src = FakeSrc(name="src0")
+    with pytest.raises(PropertyError) as info:
+        src.set_property("num-buffers", "ten")
+    assert str(info.value) == "src0: property 'num-buffers' expects an int >= -1, got 'ten'"
+    assert (info.value.element, info.value.prop, info.value.value) == ("src0", "num-buffers", "ten")
+
+
+def test_out_of_range_and_wrong_type_from_python() -> None:
+    q = Queue(name="q")
+    with pytest.raises(PropertyError, match="expects an int >= 0, got -5"):
+        q.max_size_buffers = -5
+    with pytest.raises(PropertyError, match="got True"):
+        q.set_property("max_size_buffers", True)
+    with pytest.raises(PropertyError, match="got '3'"):
+        FileSrc(name="f").set_property("mmap", "3")
+
+
+def test_unknown_property_lists_the_known_ones() -> None:
+    with pytest.raises(
+        PropertyError, match=r"no property 'locaton' on filesrc \(it has: .*location"
+    ):
+        FileSrc(name="f").set_property("locaton", "x")
+
+
+def test_python_and_gstreamer_names_both_work() -> None:
+    src = FakeSrc(num_buffers=3)
+    assert src.get_property("num-buffers") == 3
+    src.set_property("num_buffers", "4")
+    assert src.num_buffers == 4
+
+
+class Color(enum.Enum):
+    DARK_RED = 1
+    BLUE = 2
+
+
+class _Holder:
+    name = "holder"
+    color = Property(Color.BLUE, doc="a color")
+    ratio = Property(0.5, doc="a ratio", minimum=0.0, maximum=1.0)
+
+
+def test_enum_and_float_properties() -> None:
+    prop = _Holder.color
+    assert prop.from_string("dark-red") is Color.DARK_RED
+    assert prop.from_string("2") is Color.BLUE
+    assert prop.to_string(Color.DARK_RED) == "dark-red"
+    with pytest.raises(PropertyError, match="expects one of 'dark-red', 'blue'"):
+        prop.from_string("green")
+    h = _Holder()
+    h.ratio = 1
+    assert h.ratio == 1.0
+    with pytest.raises(PropertyError, match=r"in \[0, 1\], got 1.5"):
+        h.ratio = 1.5
