@@ -15,9 +15,11 @@ $(STAMP): pyproject.toml
 demo: $(STAMP)
 	$(PY) examples/demo.py
 
+CODE := $(wildcard src tests benches examples)
+
 lint: $(STAMP)
-	$(VENV)/bin/ruff check src tests benches examples
-	$(VENV)/bin/ruff format --check src tests benches examples
+	$(VENV)/bin/ruff check $(CODE)
+	$(VENV)/bin/ruff format --check $(CODE)
 	$(VENV)/bin/lint-imports
 
 typecheck: $(STAMP)
