@@ -27,6 +27,23 @@ def _as_buffer(item: BufferLike, sequence: int) -> Buffer:
     return Buffer(item, sequence=sequence)
 
 
+def _element_class(
+    base: type, factory: str, fn: Callable[..., Any], register: bool, **methods: Any
+) -> Any:
+    """A subclass of `base` named after `fn`, with `methods`, registered as `factory`."""
+    namespace = {
+        "factory_name": factory,
+        "description": fn.__doc__ or "",
+        "__module__": fn.__module__,
+        "__qualname__": fn.__qualname__,
+        **methods,
+    }
+    cls = type(fn.__name__, (base,), namespace)
+    if register:
+        _registry.register(cls, factory)
+    return cls
+
+
 def transform(
     factory: str, *, register: bool = True
 ) -> Callable[[Callable[[Buffer], Buffer | None]], type[Transform[Media, Media]]]:
@@ -36,19 +53,9 @@ def transform(
         def transform(self: Transform[Media, Media], buf: Buffer) -> Buffer | None:
             return fn(buf)
 
-        cls = type(
-            fn.__name__,
-            (Transform,),
-            {
-                "factory_name": factory,
-                "description": fn.__doc__ or "",
-                "transform": transform,
-                "__module__": fn.__module__,
-                "__qualname__": fn.__qualname__,
-            },
+        cls: type[Transform[Media, Media]] = _element_class(
+            Transform, factory, fn, register, transform=transform
         )
-        if register:
-            _registry.register(cls, factory)
         return cls
 
     return wrap
@@ -63,19 +70,7 @@ def sink(
         def render(self: Sink[Media], buf: Buffer) -> None:
             fn(buf)
 
-        cls = type(
-            fn.__name__,
-            (Sink,),
-            {
-                "factory_name": factory,
-                "description": fn.__doc__ or "",
-                "render": render,
-                "__module__": fn.__module__,
-                "__qualname__": fn.__qualname__,
-            },
-        )
-        if register:
-            _registry.register(cls, factory)
+        cls: type[Sink[Media]] = _element_class(Sink, factory, fn, register, render=render)
         return cls
 
     return wrap
@@ -98,20 +93,9 @@ def source(
             self.sequence += 1
             return _as_buffer(item, self.sequence - 1)
 
-        cls = type(
-            fn.__name__,
-            (Source,),
-            {
-                "factory_name": factory,
-                "description": fn.__doc__ or "",
-                "start": start,
-                "create": create,
-                "__module__": fn.__module__,
-                "__qualname__": fn.__qualname__,
-            },
+        cls: type[Source[Media]] = _element_class(
+            Source, factory, fn, register, start=start, create=create
         )
-        if register:
-            _registry.register(cls, factory)
         return cls
 
     return wrap
