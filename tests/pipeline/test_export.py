@@ -59,3 +59,20 @@ def test_dot_is_valid_graphviz() -> None:
     )
     assert result.returncode == 0, result.stderr
     assert "<svg" in result.stdout
+
+
+def test_to_launch_round_trips_through_parse_launch() -> None:
+    p = parallax.parse_launch(LAUNCH)
+    text = p.to_launch()
+    q = parallax.parse_launch(text)
+    assert q.to_launch() == text
+    assert sorted((s.full_name, k.full_name) for s, k in q.links()) == sorted(
+        (s.full_name, k.full_name) for s, k in p.links()
+    )
+    q.run(timeout=10)
+
+
+def test_to_launch_quotes_values() -> None:
+    p = parallax.parse_launch('filesrc location="a dir/my \\"file\\".bin" ! fakesink')
+    q = parallax.parse_launch(p.to_launch())
+    assert q.get_by_name(next(iter(q.elements))).get_property("location") == 'a dir/my "file".bin'

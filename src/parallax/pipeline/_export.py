@@ -75,6 +75,38 @@ def to_dot(pipeline: Pipeline) -> str:
     return "\n".join(lines) + "\n"
 
 
+def to_launch(pipeline: Pipeline) -> str:
+    """A launch string that `parse_launch` turns back into the same graph: every element
+    named, its non-default properties as text, each link through its pads."""
+    from ._parse import Description, ElementDecl, Endpoint, Link, Prop
+    from ._parse import to_launch as print_launch
+
+    keys = {name: i for i, name in enumerate(pipeline.elements)}
+    elements = tuple(
+        ElementDecl(
+            key=keys[e.name],
+            factory=e.factory_name,
+            name=e.name,
+            props=tuple(Prop(k, v, 0, 0) for k, v in _props(e).items()),
+            column=0,
+            bin=None,
+        )
+        for e in pipeline.elements.values()
+    )
+    links = tuple(
+        Link(
+            # Static pads need no name: "a ! b" picks them; request pads keep theirs.
+            src=Endpoint(keys[src.element.name], None if src.name == "src" else src.name, 0),
+            sink=Endpoint(keys[sink.element.name], None if sink.name == "sink" else sink.name, 0),
+            caps=None,
+            caps_column=None,
+            column=0,
+        )
+        for src, sink in pipeline.links()
+    )
+    return print_launch(Description(text="", elements=elements, bins=(), links=links))
+
+
 def to_dict(pipeline: Pipeline) -> dict[str, Any]:
     """The JSON-ready description (see module docstring)."""
     return {

@@ -167,8 +167,8 @@ def _gst_unescape(raw: str) -> str:
     k, n = 0, len(raw)
     while k < n:
         c = raw[k]
-        if c == "\\" and not in_quotes:
-            out.append(raw[k + 1])  # the lexer never ends a value on a lone backslash
+        if c == "\\" and not in_quotes and k + 1 < n:  # the lexer leaves no lone backslash
+            out.append(raw[k + 1])
             k += 2
             continue
         if c == '"' and not (in_quotes and raw[k - 1] == "\\"):
@@ -316,7 +316,8 @@ class _Lexer:
             raise self._no_caps_sink(text[j:end], j)
         if j < n and self._starts_caps(j):
             k, bang = self._scan_caps(j)
-            caps = text[j:k].rstrip(_WS_CHARS)
+            # grammar.y unwraps escapes before gst_caps_from_string: `<0,\ 1>` is `<0, 1>`.
+            caps = _gst_unescape(text[j:k]).rstrip(_WS_CHARS)
             if not bang:
                 raise self._no_caps_sink(caps, j)
             return _Token(_Kind.LINK, i + 1, caps=caps, caps_column=j + 1), k + 1
@@ -338,8 +339,9 @@ class _Lexer:
     def _scan_caps(self, j: int) -> tuple[int, bool]:
         """Find where a caps filter ends: the next '!' outside quotes, or an unmatched ')'.
 
-        GStreamer's lexer runs a caps token to the next '!'; we also skip quoted strings and
-        stop at a ')' that closes a bin, so ``( a ! x/y ) ! b`` says what is wrong.
+        GStreamer's lexer runs a caps token to the next '!'; we also skip double-quoted
+        strings (caps strings quote with those only) and stop at a ')' that closes a bin,
+        so ``( a ! x/y ) ! b`` says what is wrong.
         """
         text, n, depth, k = self._text, self._n, 0, j
         while k < n:
@@ -351,7 +353,7 @@ class _Lexer:
                     raise self._error("'\\' at the end of the input escapes nothing", k)
                 k += 2
                 continue
-            if c in _QUOTES:
+            if c == '"':
                 k = self._quoted(k)[1]
                 continue
             if c == "(":

@@ -387,6 +387,12 @@ class Pipeline:
 
         return to_dot(self)
 
+    def to_launch(self) -> str:
+        """A launch string that `parse_launch` rebuilds this graph from."""
+        from ._export import to_launch
+
+        return to_launch(self)
+
     def to_json(self) -> str:
         """The graph as JSON: elements with properties and pads, links with caps."""
         from ._export import to_json
