@@ -299,3 +299,13 @@ def test_queue_leaky_downstream_drops_old_buffers() -> None:
     q = p.get_by_name("q")
     assert isinstance(q, Queue)
     assert q.dropped > 0
+
+
+def test_a_pipeline_runs_again_after_eos() -> None:
+    p = parallax.parse_launch("fakesrc num-buffers=5 ! tee name=t ! queue ! fakesink name=a  t. ! fakesink name=b")
+    p.run(timeout=10)
+    p.run(timeout=10)
+    a = p.get_by_name("a")
+    assert isinstance(a, FakeSink)
+    assert a.count == 5
+    assert p.metrics()["b"]["buffers_in"] == 10

@@ -222,6 +222,8 @@ class Pipeline:
         elif (old, new) == (State.READY, State.PAUSED):
             self._eos_sinks.clear()
             for e in order:
+                for pad in e.pads.values():
+                    pad.eos = False  # a pipeline may run again after EOS
                 e.state = State.PAUSED
         elif (old, new) == (State.PAUSED, State.PLAYING):
             if self._timing:
