@@ -271,11 +271,22 @@ def test_caps_with_structures_ranges_and_arrays() -> None:
         "video/raw,  format=(string)YUY2; video/raw, format=(string)YV12",
         "audio/x-raw, width=[16,  32], depth={16, 24, 32}, signed=TRUE",
         "audio/x-opus, channel-mapping=(int)<0, 1>",
-        r"audio/x-opus, channel-mapping=(int)<0,\ 1>",
         'x/y, s=(string)"a ! b"',
+        r'x/y, s=(string)"a\"b\,c"',
     ]
     for c in caps:
         assert parse(f"fakesrc ! {c} ! fakesink").links[0].caps == c
+
+
+def test_caps_filter_escapes_resolve_outside_quotes_as_gstreamer() -> None:
+    # grammar.y unwraps the caps text before gst_caps_from_string; GStreamer's own test
+    # line "channel-mapping=(int)<0,\ 1>" relies on it.
+    d = parse(r"fakesrc ! audio/x-opus, channel-mapping=(int)<0,\ 1>, s=(string)\!x ! fakesink")
+    assert d.links[0].caps == "audio/x-opus, channel-mapping=(int)<0, 1>, s=(string)!x"
+    assert (
+        to_launch(d)
+        == 'fakesrc ! "audio/x-opus, channel-mapping=(int)<0, 1>, s=(string)!x" ! fakesink'
+    )
 
 
 def test_caps_filter_with_pads_and_references() -> None:
