@@ -170,7 +170,48 @@ class FloatRange:
 RANGE_TYPES: Final = (IntRange, FractionRange, FloatRange)
 
 
-class ValueList:
+class _Collection:
+    """What ValueList and ValueArray share: items, hashing by a kind-aware key, printing
+    between brackets, and pickling through the constructor."""
+
+    __slots__ = ("_hash", "_items", "_key")
+    _brackets = "()"
+    _items: tuple[Value, ...]
+    _key: Hashable
+    _hash: int
+
+    @property
+    def items(self) -> tuple[Value, ...]:
+        """The values, in the order given."""
+        return self._items
+
+    def __iter__(self) -> Iterator[Value]:
+        return iter(self._items)
+
+    def __len__(self) -> int:
+        return len(self._items)
+
+    def __eq__(self, other: object) -> bool:
+        if type(other) is not type(self):
+            return NotImplemented
+        assert isinstance(other, _Collection)
+        return self._hash == other._hash and self._key == other._key
+
+    def __hash__(self) -> int:
+        return self._hash
+
+    def __str__(self) -> str:
+        return self._brackets[0] + ",".join(map(format_value, self._items)) + self._brackets[1]
+
+    def __repr__(self) -> str:
+        return f"{type(self).__name__}({list(self._items)!r})"
+
+    def __reduce__(self) -> tuple[type[_Collection], tuple[tuple[Value, ...]]]:
+        # Rebuild through __init__: the cached hash depends on the process's str hash seed.
+        return (type(self), (self._items,))
+
+
+class ValueList(_Collection):
     """A set of alternatives, any one of which is acceptable; written `{a,b,c}`.
 
     Order is kept, because fixation takes the first alternative, but equality ignores it:
@@ -185,7 +226,8 @@ class ValueList:
         TypeError: an item is not a caps value.
     """
 
-    __slots__ = ("_hash", "_items", "_key")
+    __slots__ = ()
+    _brackets = "{}"
 
     def __init__(self, items: Iterable[Value]) -> None:
         seen: set[Hashable] = set()
@@ -203,37 +245,8 @@ class ValueList:
         self._key = frozenset(seen)
         self._hash = hash(self._key)
 
-    @property
-    def items(self) -> tuple[Value, ...]:
-        """The alternatives, in the order given."""
-        return self._items
 
-    def __iter__(self) -> Iterator[Value]:
-        return iter(self._items)
-
-    def __len__(self) -> int:
-        return len(self._items)
-
-    def __eq__(self, other: object) -> bool:
-        if not isinstance(other, ValueList):
-            return NotImplemented
-        return self._hash == other._hash and self._key == other._key
-
-    def __hash__(self) -> int:
-        return self._hash
-
-    def __str__(self) -> str:
-        return "{" + ",".join(map(format_value, self._items)) + "}"
-
-    def __repr__(self) -> str:
-        return f"ValueList({list(self._items)!r})"
-
-    def __reduce__(self) -> tuple[type[ValueList], tuple[tuple[Value, ...]]]:
-        # Rebuild through __init__: the cached hash depends on the process's str hash seed.
-        return (ValueList, (self._items,))
-
-
-class ValueArray:
+class ValueArray(_Collection):
     """An ordered, fixed-length tuple of values, such as a tensor shape; written `<1,3,224>`.
 
     Two arrays intersect element by element, so `<1,[1,8],224>` accepts `<1,3,224>`.
@@ -246,41 +259,13 @@ class ValueArray:
         TypeError: an item is not a caps value.
     """
 
-    __slots__ = ("_hash", "_items", "_key")
+    __slots__ = ()
+    _brackets = "<>"
 
     def __init__(self, items: Iterable[Value]) -> None:
         self._items: tuple[Value, ...] = tuple(normalize(v, "array item") for v in items)
         self._key = tuple(map(value_key, self._items))
         self._hash = hash(self._key)
-
-    @property
-    def items(self) -> tuple[Value, ...]:
-        """The elements, in order."""
-        return self._items
-
-    def __iter__(self) -> Iterator[Value]:
-        return iter(self._items)
-
-    def __len__(self) -> int:
-        return len(self._items)
-
-    def __eq__(self, other: object) -> bool:
-        if not isinstance(other, ValueArray):
-            return NotImplemented
-        return self._hash == other._hash and self._key == other._key
-
-    def __hash__(self) -> int:
-        return self._hash
-
-    def __str__(self) -> str:
-        return "<" + ",".join(map(format_value, self._items)) + ">"
-
-    def __repr__(self) -> str:
-        return f"ValueArray({list(self._items)!r})"
-
-    def __reduce__(self) -> tuple[type[ValueArray], tuple[tuple[Value, ...]]]:
-        # Rebuild through __init__: the cached hash depends on the process's str hash seed.
-        return (ValueArray, (self._items,))
 
 
 def value_key(v: Value) -> Hashable:
