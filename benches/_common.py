@@ -1,8 +1,8 @@
 """Shared helpers for the benchmarks in this folder (STYLE.md section 10).
 
 Each `benches/<scenario>.py` runs Parallax and its peer in one invocation, on the same
-data: a warm-up run that is not counted, then `n` repeats of each side, reporting the
-median. It prints a human table (scenario | ours | peer | ratio) and, as its last lines,
+data: a warm-up round that is not counted, then `n` rounds in which every measurement
+(ours and the peer's) runs once, interleaved, reporting each one's median. It prints a human table (scenario | ours | peer | ratio) and, as its last lines,
 one JSON object per scenario:
 
     {"scenario": ..., "ours": ..., "peer": ..., "peer_name": ..., "unit": ...,
@@ -35,12 +35,13 @@ import statistics
 import subprocess
 import sys
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 
 GST = "gst-launch-1.0"
 GST_MISSING = f"{GST} (missing: apt-get install gstreamer1.0-tools)"
 GST_TRIVIAL = "fakesrc num-buffers=1 ! fakesink"
+GST_TIMEOUT = 60.0
 
 
 @dataclass
@@ -92,19 +93,28 @@ def args(description: str) -> argparse.Namespace:
 
 
 def median_time(fn: Callable[[], float | None], repeats: int, warmup: int = 1) -> float:
-    """Median seconds of `fn()` over `repeats` runs, after `warmup` uncounted ones.
+    """Median seconds of `fn()` over `repeats` runs, after `warmup` uncounted ones."""
+    return medians({"fn": fn}, repeats, warmup)["fn"]
 
-    `fn` either times itself and returns seconds (to leave set-up out of the clock), or
-    returns None and is timed here around the whole call.
+
+def medians(
+    fns: Mapping[str, Callable[[], float | None]], repeats: int, warmup: int = 1
+) -> dict[str, float]:
+    """Median seconds of each `fn()`, the functions run round-robin (interleaved).
+
+    Interleaving puts ours and the peer's runs side by side in time, so a burst of noise
+    on this shared machine hits both rather than one. Each `fn` either times itself and
+    returns seconds (to leave set-up out of the clock), or returns None and is timed here
+    around the whole call. `warmup` rounds run first and are not counted.
     """
-    for _ in range(warmup):
-        fn()
-    samples = []
-    for _ in range(repeats):
-        t0 = time.perf_counter()
-        took = fn()
-        samples.append(time.perf_counter() - t0 if took is None else took)
-    return statistics.median(samples)
+    samples: dict[str, list[float]] = {key: [] for key in fns}
+    for round_ in range(warmup + repeats):
+        for key, fn in fns.items():
+            t0 = time.perf_counter()
+            took = fn()
+            if round_ >= warmup:
+                samples[key].append(time.perf_counter() - t0 if took is None else took)
+    return {key: statistics.median(s) for key, s in samples.items()}
 
 
 def time_parallax(launch: str) -> float:
@@ -127,30 +137,39 @@ def gst_name() -> str | None:
         return None
     out = subprocess.run([exe, "--version"], capture_output=True, text=True, check=True).stdout
     # First line: "gst-launch-1.0 version 1.22.0".
-    return f"{GST} {out.split()[2]}" if out.startswith(GST) else f"{GST} {out.split()[-1]}"
+    return f"{GST} {out.split()[2]}"
 
 
-def _gst_once(launch: str) -> float:
-    argv = [GST, "-q", *launch.split()]
+def time_gst(launch: str) -> float:
+    """Seconds for a whole `gst-launch-1.0 -q <launch>` process (start-up included)."""
     t0 = time.perf_counter()
-    subprocess.run(argv, check=True, stdout=subprocess.DEVNULL)
+    # A timeout, so that a pipeline that never reaches EOS fails the benchmark, not hangs.
+    subprocess.run(
+        [GST, "-q", *launch.split()], check=True, stdout=subprocess.DEVNULL, timeout=GST_TIMEOUT
+    )
     return time.perf_counter() - t0
 
 
-class GstTimer:
-    """Times `gst-launch-1.0 -q <pipeline>` runs, less this run's process start-up cost."""
+STARTUP = "gst-startup"
+"""The key under which `gst_fns` times the trivial pipeline."""
 
-    def __init__(self, repeats: int) -> None:
-        self.repeats = repeats
-        # The start-up cost (exec, plugin registry, parse, state changes) of a pipeline
-        # that does nothing, measured now, on this machine, in this run.
-        self.startup = median_time(lambda: _gst_once(GST_TRIVIAL), max(repeats, 5))
 
-    def seconds(self, launch: str) -> float:
-        """Median streaming seconds of `launch` (whole process minus start-up)."""
-        took = median_time(lambda: _gst_once(launch), self.repeats)
-        # Never report less than 1 µs: the subtraction must not invent infinite speed.
-        return max(took - self.startup, 1e-6)
+def gst_fns(launches: Mapping[str, str]) -> dict[str, Callable[[], float]]:
+    """Functions for `medians` timing each GStreamer launch, plus its start-up cost.
+
+    The start-up cost (exec, plugin registry, parse, state changes) is that of a pipeline
+    that does nothing, `fakesrc num-buffers=1 ! fakesink`, measured in the same run and
+    interleaved with the others; `gst_seconds` subtracts it.
+    """
+    fns = {key: (lambda launch=launch: time_gst(launch)) for key, launch in launches.items()}
+    fns[STARTUP] = lambda: time_gst(GST_TRIVIAL)
+    return fns
+
+
+def gst_seconds(meds: Mapping[str, float], key: str) -> float:
+    """Median streaming seconds of GStreamer launch `key`: its process minus start-up."""
+    # Never less than 1 us: the subtraction must not invent infinite speed.
+    return max(meds[key] - meds[STARTUP], 1e-6)
 
 
 # -- Reporting ---------------------------------------------------------------------------
@@ -179,13 +198,15 @@ def _fmt(x: float | None) -> str:
     return f"{x:,.3g}" if x < 1000 else f"{x:,.0f}"
 
 
-def table(headers: Sequence[str], rows: Sequence[Sequence[str]]) -> None:
-    """Print a plain aligned table."""
+def table(headers: Sequence[str], rows: Sequence[Sequence[str]]) -> list[str]:
+    """The lines of a plain aligned table."""
     widths = [max(len(str(c)) for c in col) for col in zip(headers, *rows, strict=True)]
+    lines = []
     for i, row in enumerate([headers, *rows]):
-        print("  ".join(str(c).ljust(w) for c, w in zip(row, widths, strict=True)).rstrip())
+        lines.append("  ".join(str(c).ljust(w) for c, w in zip(row, widths, strict=True)).rstrip())
         if i == 0:
-            print("  ".join("-" * w for w in widths))
+            lines.append("  ".join("-" * w for w in widths))
+    return lines
 
 
 def report(title: str, results: Sequence[Result], notes: Sequence[str] = ()) -> None:
@@ -204,8 +225,7 @@ def report(title: str, results: Sequence[Result], notes: Sequence[str] = ()) -> 
                 r.peer_name,
             ]
         )
-    table(["scenario", "ours", "peer", "ratio", "peer_name"], rows)
-    for line in notes:
+    for line in [*table(["scenario", "ours", "peer", "ratio", "peer_name"], rows), *notes]:
         print(line)
     print()
     sys.stdout.flush()

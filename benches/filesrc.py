@@ -17,9 +17,20 @@ from __future__ import annotations
 
 import os
 import tempfile
+from collections.abc import Callable
 from pathlib import Path
 
-from _common import GST_MISSING, GstTimer, Result, args, gst_name, median_time, report, time_parallax
+from _common import (
+    GST_MISSING,
+    Result,
+    args,
+    gst_fns,
+    gst_name,
+    gst_seconds,
+    medians,
+    report,
+    time_parallax,
+)
 
 MiB = 1 << 20
 DATA_DIR = Path(__file__).resolve().parent.parent / "bench-data"
@@ -48,20 +59,30 @@ def page_cache(path: Path) -> None:
 def bench(path: Path, label: str, repeats: int) -> list[Result]:
     size = path.stat().st_size
     peer_name = gst_name()
-    gst = GstTimer(repeats) if peer_name else None
-    peer = None
-    if gst is not None:
-        peer = size / gst.seconds(f"filesrc location={path} blocksize=1048576 ! fakesink") / 1e9
-    results = []
-    for mode, mmap in (("readinto", "false"), ("mmap", "true")):
-        launch = f"filesrc location={path} blocksize=1M mmap={mmap} ! fakesink"
-        ours = size / median_time(lambda launch=launch: time_parallax(launch), repeats) / 1e9
-        results.append(
-            Result(
-                f"filesrc-{label}-1MiB-{mode}", ours, peer, peer_name or GST_MISSING, "GB/s", repeats
+    modes = {"readinto": "false", "mmap": "true"}
+    fns: dict[str, Callable[[], float]] = {
+        mode: (
+            lambda mmap=mmap: time_parallax(
+                f"filesrc location={path} blocksize=1M mmap={mmap} ! fakesink"
             )
         )
-    return results
+        for mode, mmap in modes.items()
+    }
+    if peer_name:
+        fns |= gst_fns({"gst": f"filesrc location={path} blocksize=1048576 ! fakesink"})
+    meds = medians(fns, repeats)
+    peer = size / gst_seconds(meds, "gst") / 1e9 if peer_name else None
+    return [
+        Result(
+            f"filesrc-{label}-1MiB-{mode}",
+            size / meds[mode] / 1e9,
+            peer,
+            peer_name or GST_MISSING,
+            "GB/s",
+            repeats,
+        )
+        for mode in modes
+    ]
 
 
 def main() -> None:

@@ -17,6 +17,7 @@ from ._errors import BrokenError as BrokenError
 from ._errors import BudgetExceeded as BudgetExceeded
 from ._errors import ClosedError as ClosedError
 from ._errors import FlowError as FlowError
+from ._errors import HugePagesUnavailable as HugePagesUnavailable
 from ._errors import LinkError as LinkError
 from ._errors import MissingExtra as MissingExtra
 from ._errors import ParallaxError as ParallaxError
@@ -47,6 +48,7 @@ __all__ = [
     "Caps",
     "ClosedError",
     "FlowError",
+    "HugePagesUnavailable",
     "LinkError",
     "MissingExtra",
     "ParallaxError",

@@ -118,3 +118,19 @@ def test_console_script_runs(tmp_path: Path) -> None:
         check=False,
     )
     assert result.returncode == 0, result.stderr
+
+
+def test_launch_argv_keeps_spaces_inside_one_argument(tmp_path: Path) -> None:
+    f = tmp_path / "my file.txt"
+    f.write_bytes(b"hello")
+    code, out = run("launch", "filesrc", f"location={f}", "!", "fakesink")
+    assert code == 0, out
+    assert "5 bytes" in out
+
+
+def test_launch_error_names_the_failing_element_not_the_thread(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    code, _ = run("launch", "-q", "fakesrc ! queue ! identity name=bad error-after=2 ! fakesink")
+    assert code == 1
+    assert capsys.readouterr().err.startswith("ERROR: from element bad:")

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
 
 import parallax
@@ -73,12 +75,24 @@ def test_identity_drop_probability_one_drops_all() -> None:
     assert _pull("fakesrc num-buffers=10 ! identity drop-probability=1.0 ! appsink name=out") == []
 
 
-def test_source_caps_outside_a_capsfilter_are_not_negotiated() -> None:
+def test_source_caps_outside_a_capsfilter_fail_at_link_time() -> None:
     launch = (
         "appsrc name=in caps=video/raw,width=10 ! capsfilter caps=video/raw,width=20 ! fakesink"
     )
-    with pytest.raises(FlowError, match="in: not negotiated"):
-        parallax.parse_launch(launch).run(timeout=5)
+    with pytest.raises(
+        parallax.LinkError, match="'video/raw,width=10' and 'video/raw,width=20' do not intersect"
+    ) as info:
+        parallax.parse_launch(launch)
+    assert info.value.column == 40
+
+
+def test_filesrc_bytes_can_be_labelled_by_a_caps_filter(tmp_path: Path) -> None:
+    f = tmp_path / "t.txt"
+    f.write_bytes(b"a\nb\n")
+    bufs = list(
+        parallax.parse_launch(f"filesrc location={f} ! text/lines ! appsink name=out").pull("out")
+    )
+    assert str(bufs[0].caps) == "text/lines"
 
 
 def test_consolesink_formats(capsys: pytest.CaptureFixture[str]) -> None:
@@ -116,7 +130,7 @@ def test_queue_leaky_upstream_drops_new() -> None:
 
 
 def test_error_after_names_identity() -> None:
-    with pytest.raises(FlowError, match="identity-x: error-after=0"):
-        parallax.parse_launch("fakesrc ! identity name=identity-x error-after=0 ! fakesink").run(
+    with pytest.raises(FlowError, match="identity-x: error-after=1"):
+        parallax.parse_launch("fakesrc ! identity name=identity-x error-after=1 ! fakesink").run(
             timeout=5
         )

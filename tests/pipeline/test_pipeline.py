@@ -114,7 +114,7 @@ def test_pull_stopping_early_stops_the_pipeline() -> None:
 def test_pull_from_a_non_appsink_is_a_type_error() -> None:
     p = parallax.parse_launch("fakesrc num-buffers=1 ! fakesink name=s")
     with pytest.raises(TypeError, match="not an appsink"):
-        next(p.pull("s"))
+        p.pull("s")
 
 
 def test_appsrc_feeds_appsink() -> None:
@@ -302,7 +302,9 @@ def test_queue_leaky_downstream_drops_old_buffers() -> None:
 
 
 def test_a_pipeline_runs_again_after_eos() -> None:
-    p = parallax.parse_launch("fakesrc num-buffers=5 ! tee name=t ! queue ! fakesink name=a  t. ! fakesink name=b")
+    p = parallax.parse_launch(
+        "fakesrc num-buffers=5 ! tee name=t ! queue ! fakesink name=a  t. ! fakesink name=b"
+    )
     p.run(timeout=10)
     p.run(timeout=10)
     a = p.get_by_name("a")

@@ -73,8 +73,17 @@ class _Progress:
             self._thread.join()
 
 
+def _join(argv: list[str]) -> str:
+    """One launch string from argv, as gst_parse_launchv does: with several arguments, the
+    shell has already split words, so a space inside one (`location="my file"`) is escaped;
+    a single argument is the whole description."""
+    if len(argv) == 1:
+        return argv[0]
+    return " ".join(a.replace("\\", "\\\\").replace(" ", "\\ ") for a in argv)
+
+
 def _launch(args: argparse.Namespace, out: TextIO) -> int:
-    text = " ".join(args.pipeline)
+    text = _join(args.pipeline)
     pipeline = parse_launch(text)
 
     def say(line: str) -> None:
@@ -108,7 +117,8 @@ def _launch(args: argparse.Namespace, out: TextIO) -> int:
         assert message is not None
         if message.type is MessageType.ERROR:
             err = message.error
-            print(f"ERROR: from element {message.source}: {err}", file=sys.stderr)
+            source = getattr(err, "element", "") or message.source
+            print(f"ERROR: from element {source}: {err}", file=sys.stderr)
             if args.debug and err is not None:
                 traceback.print_exception(err)
             return 1
@@ -116,7 +126,7 @@ def _launch(args: argparse.Namespace, out: TextIO) -> int:
         rate = nbytes / elapsed if elapsed > 0 else 0.0
         say(f'Got EOS from pipeline "{pipeline.name}".')
         say(
-            f"Execution ended after {elapsed:.3f} s: {buffers:,} buffers, "
+            f"Execution ended after {elapsed:.3f} s: {buffers:,} buffer{'s' * (buffers != 1)}, "
             f"{_human_bytes(nbytes)} ({nbytes:,} bytes), {_human_bytes(rate)}/s"
         )
         if args.timing:
@@ -154,7 +164,7 @@ def _inspect(args: argparse.Namespace, out: TextIO) -> int:
 
 
 def _dot(args: argparse.Namespace, out: TextIO) -> int:
-    pipeline = parse_launch(" ".join(args.pipeline))
+    pipeline = parse_launch(_join(args.pipeline))
     out.write(pipeline.to_json() + "\n" if args.json else pipeline.to_dot())
     return 0
 

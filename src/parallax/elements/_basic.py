@@ -20,9 +20,7 @@ class Identity(Filter, factory="identity"):
 
     drop_probability = Property(0.0, doc="chance of dropping each buffer", minimum=0.0, maximum=1.0)
     sleep_time = Property(0, doc="microseconds to sleep per buffer", minimum=0)
-    error_after = Property(
-        -1, doc="fail with an error after this many buffers (-1: never)", minimum=-1
-    )
+    error_after = Property(-1, doc="fail on the Nth buffer (GStreamer: 0 or -1 never)", minimum=-1)
     silent = Property(True, doc="accepted for GStreamer compatibility; identity posts nothing")
 
     def __init__(self, name: str | None = None, **props: Any) -> None:
@@ -31,13 +29,13 @@ class Identity(Filter, factory="identity"):
 
     def start(self) -> None:
         self.count = 0
-        simple = self.drop_probability == 0 and self.sleep_time == 0 and self.error_after < 0
+        simple = self.drop_probability == 0 and self.sleep_time == 0 and self.error_after <= 0
         # The common case pushes straight through: one call, no checks.
         self.sinkpad.set_chain_function(self.srcpad.push if simple else self.chain)
 
     def transform(self, buf: Buffer) -> Buffer | None:
         self.count += 1
-        if 0 <= self.error_after < self.count:
+        if 0 < self.error_after <= self.count:
             raise FlowError(
                 f"{self.name}: error-after={self.error_after} reached", element=self.name
             )
@@ -55,6 +53,8 @@ class CapsFilter(Filter, factory="capsfilter"):
 
     caps = Property(Caps.any(), doc="the allowed caps", parse=Caps.from_string)
 
+    _accepted: Caps | None = None  # the last buffer caps found within `caps` (per stream)
+
     def query_caps(self, pad: Pad) -> Caps:
         return super().query_caps(pad).intersect(self.caps)
 
@@ -64,6 +64,8 @@ class CapsFilter(Filter, factory="capsfilter"):
             out = buf.sub(0)
             out.caps = self.caps.fixate() if not self.caps.is_any else caps
             return out
+        if caps is self._accepted:
+            return buf
         if caps is not self.caps and not caps.is_subset(self.caps):
             raise FlowError(
                 f"{self.name}: buffer caps '{caps}' are not within '{self.caps}'", element=self.name

@@ -67,7 +67,7 @@ class FakeSrc(Source[Media], factory="fakesrc"):
             max(self.sizemax, 1),
             slots=self.pool_slots,
             name=self.name,
-            flushing=lambda: self._flushing,
+            flushing=lambda: self.flushing,
         )
         self.sequence = 0
 
@@ -138,9 +138,9 @@ class FakeSink(Sink[Media], factory="fakesink"):
     klass = "Sink"
     description = "Swallow buffers (dump or hand off on request)"
 
-    dump = Property(False, doc="hex-dump each buffer to stdout", mutable=True)
+    dump = Property(False, doc="hex-dump each buffer to stdout")
     signal_handoffs = Property(False, doc="call handoff callbacks for each buffer")
-    silent = Property(True, doc="post no per-buffer ELEMENT messages", mutable=True)
+    silent = Property(True, doc="post no per-buffer ELEMENT messages")
     num_buffers = Property(-1, doc="EOS after this many buffers (-1: never)", minimum=-1)
 
     def __init__(self, name: str | None = None, **props: Any) -> None:

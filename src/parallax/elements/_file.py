@@ -12,7 +12,6 @@ from typing import Any
 
 from parallax._errors import FlowError, PropertyError
 from parallax.buffer import Buffer
-from parallax.caps import Caps
 from parallax.memory import FileSegment
 from parallax.pipeline import BufferAllocator, Bytes, Property, Sink, Source
 
@@ -39,9 +38,6 @@ class FileSrc(Source[Bytes], factory="filesrc"):
         self._pos = 0
         self._size = 0
 
-    def output_caps(self) -> Caps:
-        return Caps.bytes()
-
     def start(self) -> None:
         if not self.location:
             raise PropertyError(
@@ -59,7 +55,7 @@ class FileSrc(Source[Bytes], factory="filesrc"):
             self._segment = FileSegment(self.location)
         else:
             self._alloc = BufferAllocator(
-                self.blocksize, slots=16, name=self.name, flushing=lambda: self._flushing
+                self.blocksize, slots=16, name=self.name, flushing=lambda: self.flushing
             )
         self.sequence = 0
 

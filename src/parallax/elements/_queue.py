@@ -92,7 +92,14 @@ class Queue(Filter, factory="queue"):
         level = self._in - self._out - self._drop_old
         self.max_level = max(self.max_level, level)
         if self._consumer_waiting:
-            with self._cond:
+            self._wake_consumer()
+
+    def _wake_consumer(self) -> None:
+        # Clear the flag under the lock before notifying: left set until the sleeper runs,
+        # it would make every following buffer take the lock and notify again.
+        with self._cond:
+            if self._consumer_waiting:
+                self._consumer_waiting = False
                 self._cond.notify()
 
     def _make_room(self) -> bool:
@@ -132,8 +139,7 @@ class Queue(Filter, factory="queue"):
             return
         self._items.append(event)
         if self._consumer_waiting:
-            with self._cond:
-                self._cond.notify()
+            self._wake_consumer()
 
     def activate(self) -> None:
         super().activate()
@@ -159,8 +165,8 @@ class Queue(Filter, factory="queue"):
         while not self._flushing:
             if not items:
                 with cond:
-                    self._consumer_waiting = True
                     while not items and not self._flushing:
+                        self._consumer_waiting = True
                         cond.wait(0.1)
                     self._consumer_waiting = False
                 continue
@@ -178,7 +184,9 @@ class Queue(Filter, factory="queue"):
                 self._out += 1
                 if self._producer_waiting:
                     with cond:
-                        cond.notify()
+                        if self._producer_waiting:
+                            self._producer_waiting = False
+                            cond.notify()
                 try:
                     push(item)
                 except EndOfStream:

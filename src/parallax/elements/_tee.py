@@ -7,9 +7,9 @@ EOS (its sink wants no more) is skipped; the tee signals EOS upstream when all h
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from typing import Any
 
+from parallax._errors import FlowError
 from parallax.buffer import Buffer
 from parallax.caps import Caps
 from parallax.pipeline import (
@@ -35,17 +35,28 @@ class Tee(Element, factory="tee"):
 
     def __init__(self, name: str | None = None, **props: Any) -> None:
         super().__init__(name, **props)
-        self._pushes: list[tuple[Pad, Callable[[Buffer], None]]] = []
+        self._active: list[Pad] = []
 
     def activate(self) -> None:
         super().activate()
-        self._pushes = [(p, p.push) for p in self.src_pads]
+        self._active = list(self.src_pads)
 
     def chain(self, buf: Buffer) -> None:
-        for pad, push in self._pushes:
+        # Pad.push, unrolled for N pads: the buffer is made read-only once and each
+        # branch costs a counter update and its chain call (≈ 0.2 µs), not a push.
+        buf._readonly = True
+        size = buf._size
+        for pad in self._active:
+            pad.buffers += 1
+            pad.bytes += size
             try:
-                push(buf)
+                pad._chain(buf)
             except EndOfStream:
-                self._pushes = [(p, f) for p, f in self._pushes if p is not pad]
-                if not self._pushes:
+                self._active = [p for p in self._active if p is not pad]
+                if not self._active:
                     raise
+            except FlowError:
+                raise
+            except Exception as e:
+                peer = pad.peer.element.name if pad.peer is not None else self.name
+                raise FlowError(f"{peer}: {type(e).__name__}: {e}", element=peer) from e

@@ -153,18 +153,21 @@ class Element(ABC):  # noqa: B024  (no abstract method here: subclasses pick the
                 prop=name,
                 value=value,
             )
-        if self.state >= State.PAUSED and not prop.mutable:
-            raise PropertyError(
-                f"{self.name}: property '{prop.name}' cannot change in state {self.state.name}",
-                element=self.name,
-                prop=prop.name,
-                value=value,
-            )
+        self._check_property_change(prop)
         if isinstance(value, str) and (prop.kind is not str or prop.parse is not None):
             value = prop.from_string(value, element=self.name)
         else:
             value = prop.validate(value, element=self.name)
         self.__dict__[prop.attr] = value
+
+    def _check_property_change(self, prop: Property[Any]) -> None:
+        """Refuse a change of a non-`mutable` property once streaming may have read it."""
+        if self.__dict__.get("state", State.NULL) >= State.PAUSED and not prop.mutable:
+            raise PropertyError(
+                f"{self.name}: property '{prop.name}' cannot change in state {self.state.name}",
+                element=self.name,
+                prop=prop.name,
+            )
 
     def get_property(self, name: str) -> Any:
         """The value of a property, by GStreamer or Python name."""
@@ -319,6 +322,11 @@ class Element(ABC):  # noqa: B024  (no abstract method here: subclasses pick the
         """PLAYING → PAUSED/NULL: flush (unblock every wait) so tasks can leave."""
         self._flushing = True
 
+    @property
+    def flushing(self) -> bool:
+        """True while the element is being stopped: a waiting loop should give up."""
+        return self._flushing
+
     def start_task(self, target: Callable[[], None], label: str = "") -> None:
         """Run `target` in a thread owned by this element; its exception becomes an ERROR."""
 
@@ -384,6 +392,10 @@ class Source(Element, Generic[Out]):
     def output_caps(self) -> Caps:
         """The caps this source can produce (default: its template's)."""
         return self.srcpad.template.caps
+
+    def query_caps(self, pad: Pad) -> Caps:
+        """A source's src pad offers what `output_caps()` says, so links check it."""
+        return self.output_caps() if pad.direction is PadDirection.SRC else super().query_caps(pad)
 
     def negotiate(self) -> Caps:
         """Fix the output caps: what we produce ∩ what downstream accepts, fixated.

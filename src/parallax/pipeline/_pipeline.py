@@ -328,7 +328,7 @@ class Pipeline:
         if message is None:
             raise TimeoutError(f"{self.name}: no EOS within {timeout} s")
         if message.type is MessageType.ERROR:
-            log.error("%s: %s", self.name, message.error)
+            log.debug("%s: stopped by an error: %s", self.name, message.error)
             raise _as_raisable(message)
 
     def pull(self, name: str, timeout: float | None = None) -> Iterator[Buffer]:
@@ -343,6 +343,9 @@ class Pipeline:
         pull = getattr(sink, "pull", None)
         if pull is None:
             raise TypeError(f"{name} is a {sink.factory_name}, not an appsink: it cannot be pulled")
+        return self._pull(name, sink, pull, timeout)
+
+    def _pull(self, name: str, sink: Element, pull: Any, timeout: float | None) -> Iterator[Buffer]:
         started = self.state != State.PLAYING
         if started:
             self.play()

@@ -105,6 +105,9 @@ class Property(Generic[T]):
             return self.default
 
     def __set__(self, obj: object, value: T) -> None:
+        check = getattr(obj, "_check_property_change", None)
+        if check is not None:
+            check(self)
         obj.__dict__[self.attr] = self.validate(value, element=getattr(obj, "name", ""))
 
     # -- conversion and checks -------------------------------------------------------
@@ -159,7 +162,7 @@ class Property(Generic[T]):
         except PropertyError:
             raise
         except (ValueError, TypeError, KeyError) as e:
-            why = str(e) if self.parse is not None else ""
+            why = (getattr(e, "message", None) or str(e)) if self.parse is not None else ""
             raise self._fail(element, text, why) from e
         return self.validate(value, element=element)
 
