@@ -19,7 +19,7 @@ from abc import ABC, abstractmethod
 from collections.abc import Callable, Sequence
 from typing import Any, ClassVar, Generic, Protocol, TypeVar
 
-from parallax._errors import FlowError, LinkError, PropertyError, StateError
+from parallax._errors import FlowError, LinkError, PropertyError
 from parallax.buffer import Buffer
 from parallax.caps import Caps
 
@@ -510,8 +510,3 @@ class Sink(Element, Generic[In]):
     def render(self, buf: Buffer) -> None:
         """Consume one buffer."""
 
-
-def check_state(element: Element, allowed: State, action: str) -> None:
-    """Raise StateError unless `element` is at most in state `allowed`."""
-    if element.state > allowed:
-        raise StateError(f"{element.name}: cannot {action} in state {element.state.name}")
