@@ -28,6 +28,7 @@ PAGES = [
     "cli.md",
     "errors.md",
     "index.md",
+    "links.md",
 ]
 
 

@@ -2,7 +2,8 @@
 (see pyproject.toml), like any third-party element.
 
 Layout: `_file.py` (filesrc, filesink), `_fake.py` (fakesrc, fakesink), `_basic.py`
-(identity, capsfilter, consolesink), `_tee.py`, `_queue.py`, `_app.py` (appsrc, appsink).
+(identity, capsfilter, consolesink), `_tee.py`, `_queue.py`, `_app.py` (appsrc, appsink), `_ipc.py` (ipcsink, ipcsrc: the
+shared-memory process link).
 """
 
 from ._app import AppSink as AppSink
@@ -14,6 +15,8 @@ from ._fake import FakeSink as FakeSink
 from ._fake import FakeSrc as FakeSrc
 from ._fake import FillType as FillType
 from ._fake import SizeType as SizeType
+from ._ipc import IpcSink as IpcSink
+from ._ipc import IpcSrc as IpcSrc
 from ._file import FileSink as FileSink
 from ._file import FileSrc as FileSrc
 from ._queue import Leaky as Leaky
@@ -31,6 +34,8 @@ __all__ = [
     "FileSrc",
     "FillType",
     "Identity",
+    "IpcSink",
+    "IpcSrc",
     "Leaky",
     "Queue",
     "SizeType",

@@ -1,0 +1,55 @@
+"""Links: how a buffer crosses a boundary (another thread, process or machine).
+
+Layout:
+    _frame.py   the STRM frame codec (pure): `encode_head`, `FrameDecoder`, `FrameError`
+
+The TCP elements that drive the codec (`tcpserversink`, `tcpclientsrc`, `tcpclientsink`,
+`tcpserversrc`) live in `parallax.elements`; docs/wire.md has the byte layout.
+"""
+
+from ._frame import CLOSED as CLOSED
+from ._frame import DEFAULT_MAX_CAPS as DEFAULT_MAX_CAPS
+from ._frame import DEFAULT_MAX_LENGTH as DEFAULT_MAX_LENGTH
+from ._frame import FLAG_EOS as FLAG_EOS
+from ._frame import HEADER as HEADER
+from ._frame import MAGIC as MAGIC
+from ._frame import META as META
+from ._frame import NEED_DATA as NEED_DATA
+from ._frame import PREFIX as PREFIX
+from ._frame import VERSION as VERSION
+from ._frame import FrameDecoder as FrameDecoder
+from ._frame import FrameEnd as FrameEnd
+from ._frame import FrameError as FrameError
+from ._frame import FrameHeader as FrameHeader
+from ._frame import FrameStart as FrameStart
+from ._frame import PayloadData as PayloadData
+from ._frame import encode_eos as encode_eos
+from ._frame import encode_frame as encode_frame
+from ._frame import encode_head as encode_head
+from ._frame import parse_header as parse_header
+
+__all__ = [
+    "CLOSED",
+    "DEFAULT_MAX_CAPS",
+    "DEFAULT_MAX_LENGTH",
+    "FLAG_EOS",
+    "HEADER",
+    "MAGIC",
+    "META",
+    "NEED_DATA",
+    "PREFIX",
+    "VERSION",
+    "FrameDecoder",
+    "FrameEnd",
+    "FrameError",
+    "FrameHeader",
+    "FrameStart",
+    "PayloadData",
+    "encode_eos",
+    "encode_frame",
+    "encode_head",
+    "parse_header",
+]
+
+for _name in ("FrameDecoder", "FrameEnd", "FrameError", "FrameHeader", "FrameStart", "PayloadData"):
+    globals()[_name].__module__ = __name__

@@ -1,0 +1,315 @@
+"""The STRM codec: round trips, strict rejection with byte offsets, and fuzzing."""
+
+from __future__ import annotations
+
+import contextlib
+import pickle
+import random
+import struct
+import time
+import zlib
+
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from parallax.caps import Caps
+from parallax.link import (
+    CLOSED,
+    FLAG_EOS,
+    HEADER,
+    MAGIC,
+    NEED_DATA,
+    PREFIX,
+    FrameDecoder,
+    FrameEnd,
+    FrameError,
+    FrameStart,
+    PayloadData,
+    encode_eos,
+    encode_frame,
+    encode_head,
+    parse_header,
+)
+
+CAPS = b"tensor,dtype=float32"
+
+
+def decode_all(data: bytes, chunks: list[int] | None = None, **kw: int) -> list[object]:
+    """Feed `data` (in chunks of the given sizes, cycling) then EOF; return every event,
+    payloads joined per frame as bytes."""
+    dec = FrameDecoder(**kw)
+    out: list[object] = []
+    pos, i = 0, 0
+    payload = bytearray()
+    while True:
+        ev = dec.next_event()
+        if ev is NEED_DATA:
+            size = chunks[i % len(chunks)] if chunks else len(data)
+            i += 1
+            piece = data[pos : pos + max(size, 1)]
+            pos += len(piece)
+            dec.receive_data(piece)
+        elif ev is CLOSED:
+            return out
+        elif isinstance(ev, PayloadData):
+            payload += ev.data
+        elif isinstance(ev, FrameEnd):
+            out.append(bytes(payload))
+            payload.clear()
+        else:
+            out.append(ev)
+
+
+def test_round_trip_metadata_and_caps() -> None:
+    frames = (
+        encode_frame(
+            b"hello",
+            sequence=7,
+            pts=1000,
+            dts=900,
+            duration=40,
+            offset=123,
+            buffer_flags=3,
+            caps=CAPS,
+        )
+        + encode_frame(b"")
+        + encode_eos()
+    )
+    events = decode_all(frames)
+    start = events[0]
+    assert isinstance(start, FrameStart)
+    assert (start.sequence, start.pts, start.dts, start.duration) == (7, 1000, 900, 40)
+    assert (start.buffer_offset, start.buffer_flags, start.length) == (123, 3, 5)
+    assert start.caps == Caps.from_string(CAPS.decode())
+    assert events[1] == b"hello"
+    assert isinstance(events[2], FrameStart) and events[2].caps is None
+    assert events[3] == b""
+    assert isinstance(events[4], FrameStart) and events[4].eos
+    assert len(events) == 6
+
+
+def test_header_layout_is_little_endian() -> None:
+    frame = encode_frame(b"abc")
+    assert frame[:4] == MAGIC
+    assert frame[4:6] == b"\x01\x00"  # version 1
+    assert frame[8:12] == b"\x03\x00\x00\x00"
+    # The CRC covers payload ‖ meta ‖ caps (no caps here).
+    assert struct.unpack_from("<I", frame, 12)[0] == zlib.crc32(
+        frame[HEADER.size : PREFIX] + b"", zlib.crc32(b"abc")
+    )
+    assert struct.unpack_from("<I", frame, 12)[0] == zlib.crc32(
+        b"abc" + frame[HEADER.size : PREFIX]
+    )
+    assert len(frame) == PREFIX + 3
+    eos = encode_eos()
+    assert len(eos) == PREFIX and struct.unpack_from("<H", eos, 6)[0] == FLAG_EOS
+
+
+def test_zero_copy_payload_path() -> None:
+    payload = bytes(range(256)) * 40
+    frame = encode_frame(payload, caps=CAPS)
+    dec = FrameDecoder()
+    dec.receive_data(frame[: PREFIX + len(CAPS) + 100])  # 100 payload bytes read ahead
+    start = dec.next_event()
+    assert isinstance(start, FrameStart)
+    dest = bytearray(start.length)
+    view = memoryview(dest)
+    got = dec.take_payload(view)
+    assert got == 100
+    rest = frame[PREFIX + len(CAPS) + 100 :]
+    view[got:] = rest  # as if recv_into'd straight from the socket
+    dec.payload_received(view[got:])
+    assert isinstance(dec.next_event(), FrameEnd)
+    assert bytes(dest) == payload
+    assert dec.offset == len(frame)
+
+
+def test_bytes_needed_never_reads_into_payload() -> None:
+    dec = FrameDecoder()
+    assert dec.bytes_needed == PREFIX
+    frame = encode_frame(b"x" * 10, caps=CAPS)
+    dec.receive_data(frame[:PREFIX])
+    assert dec.next_event() is NEED_DATA
+    assert dec.bytes_needed == len(CAPS)
+    dec.receive_data(frame[PREFIX : PREFIX + len(CAPS)])
+    assert isinstance(dec.next_event(), FrameStart)
+    assert dec.bytes_needed == 0 and dec.pending_payload == 10
+
+
+def _expect(data: bytes, reason: str, offset: int, **kw: int) -> FrameError:
+    with pytest.raises(FrameError) as info:
+        decode_all(data, **kw)
+    assert info.value.reason == reason
+    assert info.value.offset == offset
+    assert f"byte {offset}" in str(info.value) or f"byte {info.value.offset}" in str(info.value)
+    return info.value
+
+
+def test_bad_magic_names_offset() -> None:
+    good = encode_frame(b"12345")
+    bad = b"XTRM" + good[4:]
+    _expect(good + bad, "bad magic", len(good))
+
+
+def test_unknown_version_and_flags() -> None:
+    good = encode_frame(b"a")
+    _expect(good[:4] + b"\x02\x00" + good[6:], "unknown version", 4)
+    _expect(good[:6] + b"\x02\x00" + good[8:], "unknown flags", 6)
+
+
+def test_length_over_maximum_rejected_before_payload() -> None:
+    head = encode_head(1 << 30, payload_crc=0)
+    dec = FrameDecoder()
+    dec.receive_data(head)  # no payload at all: the length alone is enough to refuse
+    with pytest.raises(FrameError) as info:
+        dec.next_event()
+    assert info.value.reason == "too long" and info.value.offset == 8
+    assert "max 67,108,864" in str(info.value)
+    _expect(encode_frame(b"x" * 100), "too long", 8, max_length=99)
+
+
+def test_crc_mismatch() -> None:
+    first = encode_frame(b"ok")
+    frame = bytearray(encode_frame(b"payload"))
+    frame[-1] ^= 0xFF
+    err = _expect(first + bytes(frame), "crc mismatch", len(first) + 12)
+    assert f"frame at byte {len(first)}" in str(err)
+
+
+def test_truncated_frame() -> None:
+    frame = encode_frame(b"0123456789", caps=CAPS)
+    for cut in (1, HEADER.size, PREFIX, PREFIX + 3, len(frame) - 1):
+        _expect(frame[:cut], "truncated", cut)
+
+
+def test_caps_bounded_and_checked() -> None:
+    _expect(encode_frame(b"", caps=b"x" * 5000), "caps too long", PREFIX - 2)
+    _expect(encode_frame(b"", caps=b"\xff\xfe"), "bad caps", PREFIX)
+    _expect(encode_frame(b"", caps=b"((("), "bad caps", PREFIX)
+
+
+def test_eos_frame_must_be_empty() -> None:
+    head = bytearray(encode_head(3, payload_crc=zlib.crc32(b"abc"), flags=FLAG_EOS)) + b"abc"
+    _expect(bytes(head), "eos with payload", 8)
+
+
+def test_decoder_stays_failed() -> None:
+    dec = FrameDecoder()
+    dec.receive_data(b"Z" * PREFIX)
+    with pytest.raises(FrameError):
+        dec.next_event()
+    with pytest.raises(FrameError):
+        dec.next_event()
+    with pytest.raises(FrameError):
+        dec.receive_data(b"more")
+
+
+def test_frame_error_pickles() -> None:
+    err = FrameError("bad magic at byte 5", offset=5, reason="bad magic")
+    back = pickle.loads(pickle.dumps(err))
+    assert (type(back), back.offset, back.reason, str(back)) == (
+        FrameError,
+        5,
+        "bad magic",
+        "bad magic at byte 5",
+    )
+    assert isinstance(back, ValueError)
+
+
+@given(st.binary(min_size=HEADER.size, max_size=HEADER.size))
+def test_any_header_parses_or_raises_frame_error(raw: bytes) -> None:
+    with contextlib.suppress(FrameError):
+        parse_header(memoryview(raw), at=0, max_length=1 << 20)
+
+
+@given(st.binary(max_size=400), st.lists(st.integers(1, 64), min_size=1, max_size=8))
+def test_any_bytes_in_any_chunks_parse_or_raise(data: bytes, chunks: list[int]) -> None:
+    with contextlib.suppress(FrameError):
+        decode_all(data, chunks)
+
+
+payloads = st.lists(
+    st.tuples(
+        st.binary(max_size=300),
+        st.integers(-(1 << 63), (1 << 63) - 1),
+        st.sampled_from([b"", CAPS, b"bytes"]),
+    ),
+    max_size=6,
+)
+
+
+@given(payloads, st.lists(st.integers(1, 97), min_size=1, max_size=5))
+def test_valid_streams_round_trip_in_any_chunks(
+    frames: list[tuple[bytes, int, bytes]], chunks: list[int]
+) -> None:
+    data = b"".join(encode_frame(p, pts=pts, caps=caps) for p, pts, caps in frames)
+    events = decode_all(data, chunks)
+    starts = [e for e in events if isinstance(e, FrameStart)]
+    bodies = [e for e in events if isinstance(e, bytes)]
+    assert [s.pts for s in starts] == [pts for _, pts, _ in frames]
+    assert bodies == [p for p, _, _ in frames]
+
+
+@settings(max_examples=200)
+@given(payloads, st.data())
+def test_mutated_streams_parse_or_raise(
+    frames: list[tuple[bytes, int, bytes]], data: st.DataObject
+) -> None:
+    raw = bytearray(b"".join(encode_frame(p, pts=pts, caps=caps) for p, pts, caps in frames))
+    if raw:
+        for _ in range(data.draw(st.integers(1, 4))):
+            i = data.draw(st.integers(0, len(raw) - 1))
+            raw[i] = data.draw(st.integers(0, 255))
+    with contextlib.suppress(FrameError):
+        decode_all(bytes(raw), [data.draw(st.integers(1, 200))])
+
+
+def _fuzz(count: int, seed: int = 2) -> int:
+    """Feed `count` mutated frames; returns how many were rejected. Any exception other
+    than FrameError propagates (a crash)."""
+    rng = random.Random(seed)
+    corpus = [
+        encode_frame(b"", caps=CAPS),
+        encode_frame(b"x" * 40, sequence=1, pts=5, caps=b"bytes"),
+        encode_frame(bytes(range(200))),
+        encode_eos(),
+    ]
+    rejected = 0
+    for _ in range(count):
+        frame = bytearray(rng.choice(corpus))
+        kind = rng.randrange(4)
+        if kind == 0:  # flip bytes
+            for _ in range(rng.randint(1, 3)):
+                frame[rng.randrange(len(frame))] = rng.randrange(256)
+        elif kind == 1:  # truncate
+            del frame[rng.randrange(len(frame)) :]
+        elif kind == 2:  # overwrite a header field with an extreme value
+            at = rng.choice((4, 6, 8, 12, PREFIX - 2))
+            width = 4 if at in (8, 12) else 2
+            frame[at : at + width] = rng.choice((b"\xff", b"\x00", b"\x7f")) * width
+        else:  # insert junk
+            at = rng.randrange(len(frame) + 1)
+            frame[at:at] = rng.randbytes(rng.randint(1, 8))
+        dec = FrameDecoder(max_length=1 << 16)
+        try:
+            dec.receive_data(frame)
+            dec.receive_data(b"")
+            while dec.next_event() is not CLOSED:
+                pass
+        except FrameError:
+            rejected += 1
+    return rejected
+
+
+def test_fuzz_10k_mutated_frames() -> None:
+    assert _fuzz(10_000) > 5_000
+
+
+@pytest.mark.slow
+def test_fuzz_1m_mutated_frames() -> None:
+    t0 = time.perf_counter()
+    rejected = _fuzz(1_000_000, seed=3)
+    took = time.perf_counter() - t0
+    print(f"fuzz: 1,000,000 mutated frames, {rejected:,} rejected, {took:.1f} s, no crash")
+    assert rejected > 500_000
