@@ -313,3 +313,27 @@ def test_fuzz_1m_mutated_frames() -> None:
     took = time.perf_counter() - t0
     print(f"fuzz: 1,000,000 mutated frames, {rejected:,} rejected, {took:.1f} s, no crash")
     assert rejected > 500_000
+
+
+def test_deferred_crc_is_checked_by_the_caller() -> None:
+    payload = b"p" * 1000
+    frame = encode_frame(payload, caps=CAPS)
+    for corrupt in (False, True):
+        dec = FrameDecoder()
+        dec.receive_data(frame[: PREFIX + len(CAPS)])
+        start = dec.next_event()
+        assert isinstance(start, FrameStart)
+        dec.defer_crc()
+        body = bytearray(payload)
+        if corrupt:
+            body[10] ^= 1
+        dec.payload_received(body)
+        end = dec.next_event()
+        assert isinstance(end, FrameEnd) and end.deferred is not None
+        if corrupt:
+            with pytest.raises(FrameError) as info:
+                end.deferred.verify(zlib.crc32(body))
+            assert info.value.reason == "crc mismatch" and info.value.offset == 12
+        else:
+            end.deferred.verify(zlib.crc32(body))
+        assert dec.next_event() is NEED_DATA  # the decoder goes on with the next frame

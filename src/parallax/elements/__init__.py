@@ -2,8 +2,9 @@
 (see pyproject.toml), like any third-party element.
 
 Layout: `_file.py` (filesrc, filesink), `_fake.py` (fakesrc, fakesink), `_basic.py`
-(identity, capsfilter, consolesink), `_tee.py`, `_queue.py`, `_app.py` (appsrc, appsink), `_ipc.py` (ipcsink, ipcsrc: the
-shared-memory process link).
+(identity, capsfilter, consolesink), `_tee.py`, `_queue.py`, `_app.py` (appsrc, appsink),
+`_ipc.py` (ipcsink, ipcsrc: the shared-memory process link), `_tcp.py` (tcpserversink,
+tcpclientsrc, tcpclientsink, tcpserversrc: the STRM framed TCP link).
 """
 
 from ._app import AppSink as AppSink
@@ -15,12 +16,16 @@ from ._fake import FakeSink as FakeSink
 from ._fake import FakeSrc as FakeSrc
 from ._fake import FillType as FillType
 from ._fake import SizeType as SizeType
-from ._ipc import IpcSink as IpcSink
-from ._ipc import IpcSrc as IpcSrc
 from ._file import FileSink as FileSink
 from ._file import FileSrc as FileSrc
+from ._ipc import IpcSink as IpcSink
+from ._ipc import IpcSrc as IpcSrc
 from ._queue import Leaky as Leaky
 from ._queue import Queue as Queue
+from ._tcp import TcpClientSink as TcpClientSink
+from ._tcp import TcpClientSrc as TcpClientSrc
+from ._tcp import TcpServerSink as TcpServerSink
+from ._tcp import TcpServerSrc as TcpServerSrc
 from ._tee import Tee as Tee
 
 __all__ = [
@@ -39,6 +44,10 @@ __all__ = [
     "Leaky",
     "Queue",
     "SizeType",
+    "TcpClientSink",
+    "TcpClientSrc",
+    "TcpServerSink",
+    "TcpServerSrc",
     "Tee",
 ]
 

@@ -17,6 +17,7 @@ from ._frame import META as META
 from ._frame import NEED_DATA as NEED_DATA
 from ._frame import PREFIX as PREFIX
 from ._frame import VERSION as VERSION
+from ._frame import DeferredCrc as DeferredCrc
 from ._frame import FrameDecoder as FrameDecoder
 from ._frame import FrameEnd as FrameEnd
 from ._frame import FrameError as FrameError
@@ -39,6 +40,7 @@ __all__ = [
     "NEED_DATA",
     "PREFIX",
     "VERSION",
+    "DeferredCrc",
     "FrameDecoder",
     "FrameEnd",
     "FrameError",
@@ -51,5 +53,13 @@ __all__ = [
     "parse_header",
 ]
 
-for _name in ("FrameDecoder", "FrameEnd", "FrameError", "FrameHeader", "FrameStart", "PayloadData"):
+for _name in (
+    "DeferredCrc",
+    "FrameDecoder",
+    "FrameEnd",
+    "FrameError",
+    "FrameHeader",
+    "FrameStart",
+    "PayloadData",
+):
     globals()[_name].__module__ = __name__

@@ -38,7 +38,6 @@ from dataclasses import dataclass
 from typing import Final
 
 from parallax._errors import ParallaxError, ParseError
-from parallax.buffer._buffer import CLOCK_TIME_NONE
 from parallax.caps import Caps
 
 HEADER: Final = struct.Struct("<4sHHII")  # magic, u16 version, u16 flags, u32 length, u32 crc32
@@ -55,6 +54,7 @@ DEFAULT_MAX_CAPS: Final = 4096
 """Caps strings seen in practice are well under 200 bytes; 4 KiB leaves room for long
 tensor shapes while bounding what one frame can make us buffer and parse."""
 MAX_U32: Final = (1 << 32) - 1
+CLOCK_TIME_NONE: Final = -1  # parallax.buffer's "unknown" time/offset (GST_CLOCK_TIME_NONE)
 
 
 class FrameError(ParallaxError, ValueError):
@@ -113,10 +113,37 @@ class PayloadData:
 
 
 @dataclass(frozen=True, slots=True)
+class DeferredCrc:
+    """The CRC check of a frame whose payload the caller hashes itself (`defer_crc()`):
+    call `verify(zlib.crc32(payload))` before trusting the payload."""
+
+    expected: int
+    tail: bytes  # the frame's metadata and caps, which the CRC covers after the payload
+    frame_at: int
+
+    def verify(self, payload_crc: int) -> None:
+        """Raises FrameError (reason `crc mismatch`) unless the frame's CRC matches."""
+        crc = zlib.crc32(self.tail, payload_crc)
+        if crc != self.expected:
+            raise _crc_mismatch(self.frame_at, self.expected, crc)
+
+
+@dataclass(frozen=True, slots=True)
 class FrameEnd:
-    """The frame's payload is complete and its CRC matched."""
+    """The frame's payload is complete and its CRC matched — or, after `defer_crc()`,
+    `deferred` holds the check the caller must still make."""
 
     crc: int
+    deferred: DeferredCrc | None = None
+
+
+def _crc_mismatch(frame_at: int, expected: int, got: int) -> FrameError:
+    return FrameError(
+        f"crc mismatch at byte {frame_at + 12} (frame at byte {frame_at}): "
+        f"header says {expected:#010x}, content has {got:#010x}",
+        offset=frame_at + 12,
+        reason="crc mismatch",
+    )
 
 
 class _Sentinel:
@@ -272,6 +299,7 @@ class FrameDecoder:
         self._head_tail = b""  # meta and caps of the current frame, for the CRC
         self._crc = 0
         self._pending = 0  # payload bytes still to come
+        self._defer = False  # the caller hashes this frame's payload itself
         self._caps_cache: tuple[bytes, Caps | None] = (b"", None)
 
     @property
@@ -332,12 +360,20 @@ class FrameDecoder:
                 data = bytes(self._buf[:n])
                 self._eat(n)
                 self._pending -= n
-                self._crc = zlib.crc32(data, self._crc)
+                if not self._defer:
+                    self._crc = zlib.crc32(data, self._crc)
                 return PayloadData(data)
             if self._eof:
                 raise self._truncated(self._pending)
             return NEED_DATA
         return CLOSED
+
+    def defer_crc(self) -> None:
+        """For the current frame (after its `FrameStart`): the caller will hash the whole
+        payload itself — e.g. in another thread, overlapping the next receive — so the
+        decoder hashes none of it and its `FrameEnd.deferred` holds the check to make."""
+        if self._state == _PAYLOAD:
+            self._defer = True
 
     def take_payload(self, dest: memoryview) -> int:
         """Move buffered payload bytes (at most `len(dest)`) into `dest`; returns how many."""
@@ -347,7 +383,8 @@ class FrameDecoder:
         n = min(len(self._buf), self._pending, len(dest))
         if n:
             dest[:n] = self._buf[:n]
-            self._crc = zlib.crc32(dest[:n], self._crc)
+            if not self._defer:
+                self._crc = zlib.crc32(dest[:n], self._crc)
             self._eat(n)
             self._pending -= n
         return n
@@ -365,7 +402,8 @@ class FrameDecoder:
                 self._consumed,
                 "payload overrun",
             )
-        self._crc = zlib.crc32(data, self._crc)
+        if not self._defer:
+            self._crc = zlib.crc32(data, self._crc)
         self._consumed += len(data)
         self._pending -= len(data)
 
@@ -466,14 +504,13 @@ class FrameDecoder:
     def _finish(self) -> Event:
         header = self._header
         assert header is not None
+        self._state = _HEADER
+        if self._defer:
+            self._defer = False
+            return FrameEnd(header.crc, DeferredCrc(header.crc, self._head_tail, self._frame_at))
         crc = zlib.crc32(self._head_tail, self._crc)
         if crc != header.crc:
-            raise self._fail(
-                f"crc mismatch at byte {self._frame_at + 12} (frame at byte {self._frame_at}): "
-                f"header says "
-                f"{header.crc:#010x}, content has {crc:#010x}",
-                self._frame_at + 12,
-                "crc mismatch",
-            )
-        self._state = _HEADER
+            self._state = _DEAD
+            self._error = _crc_mismatch(self._frame_at, header.crc, crc)
+            raise self._error
         return FrameEnd(header.crc)

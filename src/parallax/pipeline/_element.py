@@ -509,4 +509,3 @@ class Sink(Element, Generic[In]):
     @abstractmethod
     def render(self, buf: Buffer) -> None:
         """Consume one buffer."""
-
