@@ -10,6 +10,7 @@ The TCP elements that drive the codec (`tcpserversink`, `tcpclientsrc`, `tcpclie
 from ._frame import CLOSED as CLOSED
 from ._frame import DEFAULT_MAX_CAPS as DEFAULT_MAX_CAPS
 from ._frame import DEFAULT_MAX_LENGTH as DEFAULT_MAX_LENGTH
+from ._frame import FAST_CRC as FAST_CRC
 from ._frame import FLAG_EOS as FLAG_EOS
 from ._frame import HEADER as HEADER
 from ._frame import MAGIC as MAGIC
@@ -24,6 +25,7 @@ from ._frame import FrameError as FrameError
 from ._frame import FrameHeader as FrameHeader
 from ._frame import FrameStart as FrameStart
 from ._frame import PayloadData as PayloadData
+from ._frame import crc32 as crc32
 from ._frame import encode_eos as encode_eos
 from ._frame import encode_frame as encode_frame
 from ._frame import encode_head as encode_head
@@ -33,6 +35,7 @@ __all__ = [
     "CLOSED",
     "DEFAULT_MAX_CAPS",
     "DEFAULT_MAX_LENGTH",
+    "FAST_CRC",
     "FLAG_EOS",
     "HEADER",
     "MAGIC",
@@ -47,6 +50,7 @@ __all__ = [
     "FrameHeader",
     "FrameStart",
     "PayloadData",
+    "crc32",
     "encode_eos",
     "encode_frame",
     "encode_head",
