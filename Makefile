@@ -31,6 +31,7 @@ pytest: $(STAMP)
 test: lint typecheck pytest
 
 bench: $(STAMP)
+	$(PY) -m pip install --quiet -e '.[bench]'
 	@for b in benches/*.py; do echo "== $$b"; $(PY) $$b || exit 1; done
 
 clean:
