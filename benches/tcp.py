@@ -24,8 +24,14 @@ import time
 from _common import Result, args, medians, report
 
 import parallax
-from parallax.elements import FakeSink, FakeSrc
-from parallax.elements._tcp import TcpClientSink, TcpClientSrc, TcpServerSink, TcpServerSrc
+from parallax.elements import (
+    FakeSink,
+    FakeSrc,
+    TcpClientSink,
+    TcpClientSrc,
+    TcpServerSink,
+    TcpServerSrc,
+)
 from parallax.pipeline import MessageType, registry
 
 MIB = 1 << 20

@@ -11,7 +11,7 @@ import parallax
 from parallax import FlowError
 from parallax.buffer import Buffer
 from parallax.caps import Caps
-from parallax.elements._tcp import TcpClientSink, TcpClientSrc, TcpServerSink, TcpServerSrc
+from parallax.elements import TcpClientSink, TcpClientSrc, TcpServerSink, TcpServerSrc
 from parallax.link import FrameError, encode_frame
 from parallax.pipeline import MessageType, registry
 

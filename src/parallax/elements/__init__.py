@@ -3,8 +3,8 @@
 
 Layout: `_file.py` (filesrc, filesink), `_fake.py` (fakesrc, fakesink), `_basic.py`
 (identity, capsfilter, consolesink), `_tee.py`, `_queue.py`, `_app.py` (appsrc, appsink),
-`_ipc.py` (ipcsink, ipcsrc: the shared-memory process link), `_tcp.py` (tcpserversink,
-tcpclientsrc, tcpclientsink, tcpserversrc: the STRM framed TCP link).
+`_ipc.py` (ipcsink, ipcsrc: the shared-memory process link), `_tcp.py` + `_tcp_sink.py` +
+`_tcp_src.py` (tcpserversink, tcpclientsrc, tcpclientsink, tcpserversrc: the STRM TCP link).
 """
 
 from ._app import AppSink as AppSink
@@ -22,10 +22,10 @@ from ._ipc import IpcSink as IpcSink
 from ._ipc import IpcSrc as IpcSrc
 from ._queue import Leaky as Leaky
 from ._queue import Queue as Queue
-from ._tcp import TcpClientSink as TcpClientSink
-from ._tcp import TcpClientSrc as TcpClientSrc
-from ._tcp import TcpServerSink as TcpServerSink
-from ._tcp import TcpServerSrc as TcpServerSrc
+from ._tcp_sink import TcpClientSink as TcpClientSink
+from ._tcp_sink import TcpServerSink as TcpServerSink
+from ._tcp_src import TcpClientSrc as TcpClientSrc
+from ._tcp_src import TcpServerSrc as TcpServerSrc
 from ._tee import Tee as Tee
 
 __all__ = [

@@ -1,0 +1,358 @@
+"""The sending half of the TCP link: `tcpclientsink` and `tcpserversink` (see _tcp.py)."""
+
+from __future__ import annotations
+
+import socket
+import threading
+import time
+from collections import deque
+from typing import Any
+
+from parallax._errors import BrokenError, FlowError
+from parallax.buffer import Buffer
+from parallax.caps import Caps
+from parallax.link import (
+    crc32,
+    encode_eos,
+    encode_head,
+)
+from parallax.pipeline import Media, MessageType, Property, Sink
+
+from ._tcp import (
+    _FOREVER,
+    _LINGER_RESET,
+    _SEND_POLL,
+    ACCEPT_POLL,
+    CONNECT_TIMEOUT,
+    DEFAULT_PORT,
+    _listen,
+)
+
+# -- sending -----------------------------------------------------------------------------
+
+
+class _Encoder:
+    """Builds frame heads for buffers, caching the utf-8 caps string."""
+
+    __slots__ = ("_caps", "_caps_raw")
+
+    def __init__(self) -> None:
+        self._caps: Caps | None = None
+        self._caps_raw = b""
+
+    def head(self, buf: Buffer, view: memoryview) -> bytes:
+        caps = buf.caps
+        if caps is not self._caps:
+            self._caps, self._caps_raw = caps, b"" if caps is None else str(caps).encode()
+        return encode_head(
+            len(view),
+            payload_crc=crc32(view),
+            sequence=buf.sequence,
+            pts=buf.pts,
+            dts=buf.dts,
+            duration=buf.duration,
+            offset=buf.offset,
+            buffer_flags=buf.flags,
+            caps=self._caps_raw,
+        )
+
+
+def _send_all(sock: socket.socket, parts: list[memoryview]) -> None:
+    """Write every byte of `parts` with `sendmsg` (gather I/O: nothing is concatenated)."""
+    while parts:
+        n = sock.sendmsg(parts)
+        while n:
+            first = parts[0]
+            if n >= len(first):
+                n -= len(first)
+                parts.pop(0)
+            else:
+                parts[0] = first[n:]
+                n = 0
+        while parts and not parts[0]:
+            parts.pop(0)
+
+
+class TcpClientSink(Sink[Media], factory="tcpclientsink"):
+    """Send buffers as STRM frames to a TCP server (a `tcpserversrc`).
+
+    The streaming thread builds each frame's head (hashing the payload) and hands it to
+    this element's sender thread through a queue of `max-queue` frames, so hashing one
+    buffer overlaps sending the previous one; a full queue holds the stream back.
+    """
+
+    klass = "Sink/Network"
+    description = "Send buffers over a TCP connection (STRM frames)"
+
+    host = Property("127.0.0.1", doc="host to connect to")
+    port = Property(DEFAULT_PORT, doc="TCP port to connect to", minimum=1, maximum=65535)
+    max_queue = Property(4, doc="frames queued for the sender thread", minimum=1)
+
+    def __init__(self, name: str | None = None, **props: Any) -> None:
+        super().__init__(name, **props)
+        self._client: _Client | None = None
+        self._encoder = _Encoder()
+
+    def start(self) -> None:
+        try:
+            sock = socket.create_connection((self.host, self.port), timeout=CONNECT_TIMEOUT)
+        except OSError as e:
+            raise FlowError(
+                f"{self.name}: cannot connect to {self.host}:{self.port}: {e}", element=self.name
+            ) from e
+        sock.settimeout(_SEND_POLL)
+        sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        self._client = _Client(sock, f"{self.host}:{self.port}", self.max_queue)
+
+    def activate(self) -> None:
+        super().activate()
+        client = self._client
+        if client is not None and not self._tasks:
+            self.start_task(client.run, "send")
+
+    def deactivate(self) -> None:
+        super().deactivate()
+        if self._client is not None:
+            self._client.kick()
+
+    def stop(self) -> None:
+        client, self._client = self._client, None
+        if client is not None:
+            client.kick()
+            client.sock.close()  # normally closed by the sender thread already: a no-op
+
+    def _check(self, client: _Client) -> None:
+        if client.dead and not self.flushing:
+            error = client.error or BrokenError(f"{self.name}: {client.peer} went away")
+            raise BrokenError(f"{self.name}: {error}") from error
+
+    def render(self, buf: Buffer) -> None:
+        client = self._client
+        assert client is not None
+        self._check(client)
+        view = buf.view
+        client.offer((self._encoder.head(buf, view), buf), _FOREVER)
+        self._check(client)
+
+    def on_eos(self) -> None:
+        client = self._client
+        if client is not None:
+            client.offer(None, _FOREVER)
+            while not client.done.wait(0.05):
+                if self.flushing:
+                    break
+            if client.error is not None:
+                self._check(client)
+        super().on_eos()
+
+
+class _Client:
+    """One connected reader of a `tcpserversink`: its socket, queue and sender thread.
+
+    The sender thread owns the socket and closes it when it leaves. Its socket has a
+    short send timeout so that it notices `kick()` even while the peer reads nothing; a
+    kicked client is closed with SO_LINGER 0 (a reset), so the peer sees an error, never
+    a clean end of stream.
+    """
+
+    def __init__(self, sock: socket.socket, peer: str, max_queue: int) -> None:
+        self.sock, self.peer, self.max_queue = sock, peer, max_queue
+        self.items: deque[tuple[bytes, Buffer] | None] = deque()  # None: EOS
+        self.cond = threading.Condition()
+        self.done = threading.Event()
+        self.dead = False
+        self.error: BaseException | None = None
+
+    def offer(self, item: tuple[bytes, Buffer] | None, deadline: float) -> bool:
+        """Queue a frame (None: EOS), waiting for room until `deadline` (monotonic);
+        False if the queue is still full then (the client is too slow)."""
+        with self.cond:
+            while item is not None and len(self.items) >= self.max_queue and not self.dead:
+                if deadline == _FOREVER:
+                    self.cond.wait()
+                    continue
+                left = deadline - time.monotonic()
+                if left <= 0:
+                    return False
+                self.cond.wait(left)
+            if not self.dead:
+                self.items.append(item)
+                self.cond.notify_all()
+        return True
+
+    def kick(self) -> None:
+        """Disconnect (from any thread): the sender drops what is queued and resets."""
+        with self.cond:
+            self.dead = True
+            self.items.clear()
+            self.cond.notify_all()
+
+    def _send(self, parts: list[memoryview]) -> None:
+        while True:
+            try:
+                _send_all(self.sock, parts)
+                return
+            except TimeoutError:  # nothing was sent; parts are unchanged
+                if self.dead:
+                    raise
+                continue
+
+    def run(self) -> None:
+        try:
+            while True:
+                with self.cond:
+                    while not self.items and not self.dead:
+                        self.cond.wait()
+                    if self.dead:
+                        return
+                    item = self.items.popleft()
+                    self.cond.notify_all()
+                if item is None:
+                    self._send([memoryview(encode_eos())])
+                    self.sock.shutdown(socket.SHUT_WR)
+                    return
+                head, buf = item
+                self._send([memoryview(head), buf.view])
+        except OSError as e:
+            if not self.dead:
+                self.error = BrokenError(f"client {self.peer} went away: {e}")
+                self.error.__cause__ = e
+        finally:
+            with self.cond:
+                kicked, self.dead = self.dead, True
+                self.items.clear()
+                self.cond.notify_all()
+            if kicked:
+                self.sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, _LINGER_RESET)
+            self.sock.close()
+            self.done.set()
+
+
+class TcpServerSink(Sink[Media], factory="tcpserversink"):
+    """Serve buffers as STRM frames to every TCP client that connects.
+
+    Buffers that arrive while no client is connected are dropped (as GStreamer's
+    tcpserversink does). `bound_port` is the port actually bound (useful with port=0);
+    it is also posted as an ELEMENT message `{"bound-port": port}` when the element starts.
+    """
+
+    klass = "Sink/Network"
+    description = "Serve buffers to TCP clients (STRM frames)"
+
+    host = Property("127.0.0.1", doc="address to listen on")
+    port = Property(
+        DEFAULT_PORT, doc="TCP port to listen on (0: any free port)", minimum=0, maximum=65535
+    )
+    max_queue = Property(16, doc="frames queued per client", minimum=1)
+    client_timeout = Property(
+        1.0,
+        doc="seconds a buffer waits for room in a full client queue; then that client "
+        "is disconnected",
+        minimum=0.0,
+    )
+
+    def __init__(self, name: str | None = None, **props: Any) -> None:
+        super().__init__(name, **props)
+        self._listener: socket.socket | None = None
+        self._clients: list[_Client] = []
+        self._lock = threading.Lock()
+        self._encoder = _Encoder()
+        self._eos = False
+        self.bound_port = 0
+
+    @property
+    def num_clients(self) -> int:
+        """Clients connected now."""
+        with self._lock:
+            return sum(not c.dead for c in self._clients)
+
+    def start(self) -> None:
+        try:
+            self._listener = _listen(self.host, self.port)
+        except OSError as e:
+            raise FlowError(
+                f"{self.name}: cannot listen on {self.host}:{self.port}: {e}", element=self.name
+            ) from e
+        self._listener.settimeout(ACCEPT_POLL)
+        self.bound_port = self._listener.getsockname()[1]
+        self._eos = False
+        self.post(MessageType.ELEMENT, **{"bound-port": self.bound_port})
+
+    def activate(self) -> None:
+        super().activate()
+        self.start_task(self._accept_loop, "accept")
+
+    def _accept_loop(self) -> None:
+        listener = self._listener
+        assert listener is not None
+        while not self.flushing:
+            try:
+                sock, addr = listener.accept()
+            except TimeoutError:
+                continue
+            sock.settimeout(_SEND_POLL)
+            sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+            client = _Client(sock, f"{addr[0]}:{addr[1]}", self.max_queue)
+            with self._lock:
+                if self.flushing:
+                    sock.close()
+                    return
+                self._clients.append(client)
+                if self._eos:
+                    client.offer(None, 0.0)
+            self.start_task(client.run, f"client {client.peer}")
+
+    def render(self, buf: Buffer) -> None:
+        with self._lock:
+            clients = [c for c in self._clients if not c.dead]
+            self._clients = clients
+        if not clients:
+            return
+        view = buf.view
+        item = (self._encoder.head(buf, view), buf)
+        deadline = time.monotonic() + self.client_timeout
+        for client in clients:
+            if not client.offer(item, deadline):
+                client.kick()
+                self.post_warning(
+                    f"{self.name}: client {client.peer} stayed {client.max_queue} frames "
+                    f"behind for {self.client_timeout} s: disconnected"
+                )
+
+    def on_eos(self) -> None:
+        with self._lock:
+            self._eos = True
+            clients = list(self._clients)
+        for client in clients:
+            client.offer(None, 0.0)
+        # Our EOS means "all sent": wait for each sender to flush (or for a stop).
+        for client in clients:
+            while not client.done.wait(0.05):
+                if self.flushing:
+                    break
+            if client.error is not None:
+                self.post(
+                    MessageType.WARNING, text=f"{self.name}: {client.error}", error=client.error
+                )
+        super().on_eos()
+
+    def deactivate(self) -> None:
+        super().deactivate()
+        with self._lock:
+            clients = list(self._clients)
+        for client in clients:
+            client.kick()
+
+    def stop(self) -> None:
+        listener, self._listener = self._listener, None
+        if listener is not None:
+            listener.close()
+        with self._lock:
+            clients, self._clients = self._clients, []
+        for client in clients:
+            client.kick()
+            client.done.wait(1.0)
+            client.sock.close()  # normally closed by its sender already: a no-op
+
+
+# -- receiving ---------------------------------------------------------------------------
