@@ -574,8 +574,11 @@ class _Received:
 def _close_link(link: _Link, segment: MemfdSegment) -> None:
     if not link.closed:
         link.closed = True
+        # Blocking, briefly: a socket full of RELEASEs would drop a non-blocking BYE and
+        # make a clean close look like a crash to the publisher.
         with contextlib.suppress(OSError):
-            link.sock.send(bytes([Kind.BYE]), socket.MSG_DONTWAIT)
+            link.sock.settimeout(0.5)
+            link.sock.send(bytes([Kind.BYE]))
     link.sock.close()
     segment._discard()  # live buffers keep the mapping until the last of them goes
 
