@@ -36,7 +36,9 @@ from __future__ import annotations
 import socket
 import struct
 
+from parallax._errors import FlowError
 from parallax.link import FAST_CRC
+from parallax.pipeline import Element, MessageType
 
 DEFAULT_PORT = 4953  # GStreamer's tcpserversink/tcpclientsrc default port
 CONNECT_TIMEOUT = 5.0
@@ -51,5 +53,17 @@ _FOREVER = float("inf")
 _LINGER_RESET = struct.pack("ii", 1, 0)  # SO_LINGER on, 0 s: close() sends RST (socket(7))
 
 
-def _listen(host: str, port: int) -> socket.socket:
-    return socket.create_server((host, port), backlog=64)
+def _listen(element: Element, host: str, port: int) -> socket.socket:
+    """Open the listening socket of a server element and announce its bound port.
+
+    Raises:
+        FlowError: naming the element and the address, when the port cannot be had.
+    """
+    try:
+        listener = socket.create_server((host, port), backlog=64)
+    except OSError as e:
+        raise FlowError(
+            f"{element.name}: cannot listen on {host}:{port}: {e}", element=element.name
+        ) from e
+    element.post(MessageType.ELEMENT, **{"bound-port": listener.getsockname()[1]})
+    return listener

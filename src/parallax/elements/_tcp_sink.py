@@ -267,16 +267,10 @@ class TcpServerSink(Sink[Media], factory="tcpserversink"):
             return sum(not c.dead for c in self._clients)
 
     def start(self) -> None:
-        try:
-            self._listener = _listen(self.host, self.port)
-        except OSError as e:
-            raise FlowError(
-                f"{self.name}: cannot listen on {self.host}:{self.port}: {e}", element=self.name
-            ) from e
+        self._listener = _listen(self, self.host, self.port)
         self._listener.settimeout(ACCEPT_POLL)
         self.bound_port = self._listener.getsockname()[1]
         self._eos = False
-        self.post(MessageType.ELEMENT, **{"bound-port": self.bound_port})
 
     def activate(self) -> None:
         super().activate()

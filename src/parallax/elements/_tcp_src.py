@@ -234,16 +234,10 @@ class TcpServerSrc(_TcpSrcBase, factory="tcpserversrc"):
         self.bound_port = 0
 
     def start(self) -> None:
-        try:
-            self._listener = _listen(self.host, self.port)
-        except OSError as e:
-            raise FlowError(
-                f"{self.name}: cannot listen on {self.host}:{self.port}: {e}", element=self.name
-            ) from e
+        self._listener = _listen(self, self.host, self.port)
         self._listener.setblocking(False)
         self.bound_port = self._listener.getsockname()[1]
         self._finished = 0
-        self.post(MessageType.ELEMENT, **{"bound-port": self.bound_port})
 
     def stop(self) -> None:
         listener, self._listener = self._listener, None
