@@ -32,10 +32,10 @@ PAGES = [
 ]
 
 
-def _blocks(lang: str) -> list[tuple[str, int, str]]:
-    """(page, line, code) for every ```lang block of PAGES."""
+def _blocks(lang: str, pages: list[str] = PAGES) -> list[tuple[str, int, str]]:
+    """(page, line, code) for every ```lang block of `pages`."""
     found = []
-    for page in PAGES:
+    for page in pages:
         text = (DOCS / page).read_text(encoding="utf-8")
         for m in re.finditer(rf"^```{lang}\n(.*?)^```$", text, re.DOTALL | re.MULTILINE):
             found.append((page, text.count("\n", 0, m.start()) + 2, m.group(1)))
@@ -43,7 +43,7 @@ def _blocks(lang: str) -> list[tuple[str, int, str]]:
 
 
 PYTHON = _blocks("python")
-CONSOLE = _blocks("console")
+CONSOLE = _blocks("console", [*PAGES, "../README.md"])  # the README's shell examples too
 
 
 def _ids(blocks: list[tuple[str, int, str]]) -> list[str]:

@@ -52,9 +52,10 @@ class _Progress:
     def _line(self, elapsed: float) -> str:
         buffers, nbytes = _totals(self._pipeline)
         rate = nbytes / elapsed if elapsed > 0 else 0.0
-        return (
+        line = (
             f"{elapsed:7.2f} s  {buffers:,} buffers  {_human_bytes(nbytes)}  {_human_bytes(rate)}/s"
         )
+        return "\n".join([line, *_stage_lines(self._pipeline, elapsed)])
 
     def _run(self) -> None:
         t0 = time.monotonic()
@@ -71,6 +72,26 @@ class _Progress:
         self._stop.set()
         if self._thread is not None:
             self._thread.join()
+
+
+def _stage_lines(pipeline: Pipeline, elapsed: float) -> list[str]:
+    """One line per part of the pipeline running elsewhere (procqueue's child): what
+    reached that part's sinks, from the metrics it reports."""
+    lines = []
+    metrics = pipeline.metrics()
+    for boundary in pipeline.boundaries():
+        stage = boundary.stage
+        if stage is None:
+            continue
+        sinks = [metrics.get(name, {}) for name in stage.sinks]
+        buffers = sum(m.get("buffers_in", 0) for m in sinks)
+        nbytes = sum(m.get("bytes_in", 0) for m in sinks)
+        rate = nbytes / elapsed if elapsed > 0 else 0.0
+        lines.append(
+            f"  └ {boundary.name} → {boundary.placement_label} {boundary.where}: "
+            f"{buffers:,} buffers  {_human_bytes(nbytes)}  {_human_bytes(rate)}/s"
+        )
+    return lines
 
 
 def _join(argv: list[str]) -> str:
@@ -129,6 +150,8 @@ def _launch(args: argparse.Namespace, out: TextIO) -> int:
             f"Execution ended after {elapsed:.3f} s: {buffers:,} buffer{'s' * (buffers != 1)}, "
             f"{_human_bytes(nbytes)} ({nbytes:,} bytes), {_human_bytes(rate)}/s"
         )
+        for line in _stage_lines(pipeline, elapsed):
+            say(line)
         if args.timing:
             for name, entry in pipeline.metrics().items():
                 if "proc_ns" in entry and entry["buffers_in"]:

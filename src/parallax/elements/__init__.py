@@ -3,7 +3,8 @@
 
 Layout: `_file.py` (filesrc, filesink), `_fake.py` (fakesrc, fakesink), `_basic.py`
 (identity, capsfilter, consolesink), `_tee.py`, `_queue.py`, `_app.py` (appsrc, appsink),
-`_ipc.py` (ipcsink, ipcsrc: the shared-memory process link), `_tcp.py` + `_tcp_sink.py` +
+`_ipc.py` (ipcsink, ipcsrc: the shared-memory process link), `_procqueue.py`
+(procqueue: the downstream part of a pipeline in a child process), `_tcp.py` + `_tcp_sink.py` +
 `_tcp_src.py` (tcpserversink, tcpclientsrc, tcpclientsink, tcpserversrc: the STRM TCP link).
 """
 
@@ -20,6 +21,7 @@ from ._file import FileSink as FileSink
 from ._file import FileSrc as FileSrc
 from ._ipc import IpcSink as IpcSink
 from ._ipc import IpcSrc as IpcSrc
+from ._procqueue import ProcQueue as ProcQueue
 from ._queue import Leaky as Leaky
 from ._queue import Queue as Queue
 from ._tcp_sink import TcpClientSink as TcpClientSink
@@ -42,6 +44,7 @@ __all__ = [
     "IpcSink",
     "IpcSrc",
     "Leaky",
+    "ProcQueue",
     "Queue",
     "SizeType",
     "TcpClientSink",

@@ -27,6 +27,8 @@ _EOS = object()
 class AppSrc(Source[Media], factory="appsrc"):
     """Push buffers (or bytes) from Python into a pipeline."""
 
+    movable = False  # its buffers come from / go to this process's code
+
     description = "Feed buffers from Python"
 
     caps = Property(Caps.any(), doc="caps of the pushed data", parse=Caps.from_string)
@@ -109,6 +111,8 @@ class AppSrc(Source[Media], factory="appsrc"):
 
 class AppSink(Sink[Media], factory="appsink"):
     """Hand buffers to Python: `pull()`, iterate, or `pipeline.pull(name)`."""
+
+    movable = False  # its buffers come from / go to this process's code
 
     description = "Deliver buffers to Python"
 

@@ -11,15 +11,72 @@ the producer when the consumer's last reference to its buffer drops. See docs/li
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 from parallax._errors import BrokenError, ClosedError, FlowError, PoolExhausted
 from parallax.buffer import Buffer
 from parallax.caps import Caps
 from parallax.link._shm import Publisher, Subscriber
-from parallax.pipeline import Media, Property, Sink, Source
+from parallax.pipeline import Element, Media, Property, Sink, Source
 
 _POLL = 0.05  # seconds between checks for a stopping pipeline while waiting
+
+
+def publish(
+    element: Element,
+    pub: Publisher,
+    buf: Buffer,
+    *,
+    wait: bool,
+    abandoned: Callable[[], str | None] = lambda: None,
+) -> None:
+    """Copy `buf` into a loan of `pub` and send it: the one copy of an ipcsink/procqueue.
+
+    Waits (in short polls, giving up when `element` flushes) for a subscriber if `wait`,
+    and for a free slot. `abandoned` returns why no subscriber can come any more (its
+    process died), which raises.
+
+    Raises:
+        FlowError: the buffer exceeds the slot size, or `abandoned` says so.
+    """
+    if buf.size > pub.slot_size:
+        raise FlowError(
+            f"{element.name}: a {buf.size:,}-byte buffer does not fit a {pub.slot_size:,}-byte "
+            "slot; raise slot-size",
+            element=element.name,
+        )
+    if wait:
+        while not pub.wait_for_subscribers(1, _POLL):
+            why = abandoned()
+            if why is not None:
+                raise FlowError(f"{element.name}: {why}", element=element.name)
+            if element.flushing:
+                return
+    while True:
+        try:
+            sample = pub.loan(_POLL)
+            break
+        except PoolExhausted:
+            why = abandoned()
+            if why is not None:
+                raise FlowError(f"{element.name}: {why}", element=element.name) from None
+            if element.flushing:
+                return
+        except ClosedError:
+            return
+    sample.view[: buf.size] = buf.view  # the one copy
+    pub.send(
+        sample,
+        buf.size,
+        caps=buf.caps,
+        sequence=buf.sequence,
+        pts=buf.pts,
+        dts=buf.dts,
+        duration=buf.duration,
+        offset=buf.offset,
+        flags=buf.flags,
+    )
 
 
 class IpcSink(Sink[Media], factory="ipcsink"):
@@ -63,39 +120,8 @@ class IpcSink(Sink[Media], factory="ipcsink"):
             pub.close()
 
     def render(self, buf: Buffer) -> None:
-        pub = self._pub
-        assert pub is not None
-        if buf.size > pub.slot_size:
-            raise FlowError(
-                f"{self.name}: a {buf.size:,}-byte buffer does not fit a {pub.slot_size:,}-byte "
-                "slot; raise slot-size",
-                element=self.name,
-            )
-        if self.wait_for_connection:
-            while not pub.wait_for_subscribers(1, _POLL):
-                if self.flushing:
-                    return
-        while True:
-            try:
-                sample = pub.loan(_POLL)
-                break
-            except PoolExhausted:
-                if self.flushing:
-                    return
-            except ClosedError:
-                return
-        sample.view[: buf.size] = buf.view  # the one copy
-        pub.send(
-            sample,
-            buf.size,
-            caps=buf.caps,
-            sequence=buf.sequence,
-            pts=buf.pts,
-            dts=buf.dts,
-            duration=buf.duration,
-            offset=buf.offset,
-            flags=buf.flags,
-        )
+        assert self._pub is not None
+        publish(self, self._pub, buf, wait=self.wait_for_connection)
 
     def on_eos(self) -> None:
         if self._pub is not None:
@@ -115,6 +141,7 @@ class IpcSrc(Source[Media], factory="ipcsrc"):
     def __init__(self, name: str | None = None, **props: Any) -> None:
         super().__init__(name, **props)
         self._sub: Subscriber | None = None
+        self._first: Buffer | None = None  # read while negotiating, pushed first
 
     def output_caps(self) -> Caps:
         return Caps.any()
@@ -128,11 +155,35 @@ class IpcSrc(Source[Media], factory="ipcsrc"):
             raise FlowError(f"{self.name}: {e}", element=self.name) from e
 
     def stop(self) -> None:
+        self._first = None
         sub, self._sub = self._sub, None
         if sub is not None:
             sub.close()
 
+    def negotiate(self) -> Caps:
+        """The caps of the first buffer, when the producer sent caps (it waits for it);
+        else what downstream accepts, as any source."""
+        first = self._first = self._next()
+        caps = first.caps if first is not None else None
+        if caps is None:
+            return super().negotiate()
+        want = self.srcpad.peer_query_caps()
+        if not caps.can_intersect(want):
+            raise FlowError(
+                f"{self.name}: not negotiated: the producer sends '{caps}', downstream "
+                f"accepts '{want}'",
+                element=self.name,
+            )
+        return caps
+
     def create(self) -> Buffer | None:
+        first = self._first
+        if first is not None:
+            self._first = None
+            return first
+        return self._next()
+
+    def _next(self) -> Buffer | None:
         sub = self._sub
         assert sub is not None
         while self._running:

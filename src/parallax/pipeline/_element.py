@@ -97,6 +97,9 @@ class Element(ABC):  # noqa: B024  (no abstract method here: subclasses pick the
     klass: ClassVar[str] = "Generic"
     description: ClassVar[str] = ""
     pad_templates: ClassVar[tuple[PadTemplate, ...]] = ()
+    movable: ClassVar[bool] = True
+    """False for elements that hand buffers to this process's Python code (appsink):
+    they cannot run in a stage placed in another process (`procqueue`)."""
 
     def __init_subclass__(cls, factory: str | None = None, **kwargs: Any) -> None:
         super().__init_subclass__(**kwargs)

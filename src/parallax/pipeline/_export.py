@@ -22,7 +22,8 @@ if TYPE_CHECKING:
 JSON_VERSION = 1
 
 
-def _props(element: Element) -> dict[str, str]:
+def props_text(element: Element) -> dict[str, str]:
+    """The element's non-default properties, as launch text."""
     out: dict[str, str] = {}
     for prop in element.properties():
         value = getattr(element, prop.attr)
@@ -57,7 +58,7 @@ def to_dot(pipeline: Pipeline) -> str:
     for element in pipeline.elements.values():
         sinks = "|".join(f"<{p.name}> {p.name}" for p in element.sink_pads)
         srcs = "|".join(f"<{p.name}> {p.name}" for p in element.src_pads)
-        props = "\\n".join(f"{k}={v}" for k, v in _props(element).items())
+        props = "\\n".join(f"{k}={v}" for k, v in props_text(element).items())
         middle = f"{element.name}\\n({element.factory_name})" + (f"\\n{props}" if props else "")
         fields = (
             [f"{{{x}}}" for x in (sinks,) if x]
@@ -87,7 +88,7 @@ def to_launch(pipeline: Pipeline) -> str:
             key=keys[e.name],
             factory=e.factory_name,
             name=e.name,
-            props=tuple(Prop(k, v, 0, 0) for k, v in _props(e).items()),
+            props=tuple(Prop(k, v, 0, 0) for k, v in props_text(e).items()),
             column=0,
             bin=None,
         )
@@ -116,7 +117,7 @@ def to_dict(pipeline: Pipeline) -> dict[str, Any]:
             {
                 "name": e.name,
                 "factory": e.factory_name,
-                "properties": _props(e),
+                "properties": props_text(e),
                 "pads": [pad_info(p) for p in e.pads.values()],
             }
             for e in pipeline.elements.values()

@@ -55,10 +55,27 @@ def _pads_total(pads: list[Pad]) -> tuple[int, int]:
     return sum(p.buffers for p in pads), sum(p.bytes for p in pads)
 
 
+def _zero(element: Element) -> dict[str, Any]:
+    return {
+        "factory": element.factory_name,
+        "buffers_in": 0,
+        "bytes_in": 0,
+        "buffers_out": 0,
+        "bytes_out": 0,
+    }
+
+
 def collect(pipeline: Pipeline) -> dict[str, dict[str, Any]]:
     """Per element: buffers/bytes in (sink pads' peers pushed them) and out."""
     out: dict[str, dict[str, Any]] = {}
+    placed = pipeline.placed
     for name, element in pipeline.elements.items():
+        if name in placed:  # runs elsewhere: the boundary relays what it last heard
+            boundary = placed[name]
+            remote = dict(boundary.remote_metrics().get(name) or _zero(element))
+            remote["where"] = f"{boundary.name}: {boundary.where}"
+            out[name] = remote
+            continue
         ins = [p.peer for p in element.sink_pads if p.peer is not None]
         buffers_in, bytes_in = _pads_total(ins)
         buffers_out, bytes_out = _pads_total(element.src_pads)

@@ -21,6 +21,7 @@ from parallax.caps import Caps
 from ._bus import Bus, Message, MessageType
 from ._element import Element, Media, Source, State
 from ._pad import Pad, PadDirection
+from ._stage import Boundary, split
 from ._tracing import span
 
 if TYPE_CHECKING:
@@ -50,6 +51,7 @@ class Pipeline:
         self._eos_sinks: set[str] = set()
         self._eos_lock = threading.Lock()
         self._timing = False
+        self._placed: dict[str, Boundary] = {}  # elements that run elsewhere -> their boundary
 
     # -- building ------------------------------------------------------------------
 
@@ -205,9 +207,15 @@ class Pipeline:
                 self.state = down
 
     def _transition(self, old: State, new: State) -> None:
-        order = self.topological()
         if (old, new) == (State.NULL, State.READY):
             self._check_complete()
+            self._placed = split(self.topological(), name=self.name, timing=self._timing)
+        # Elements placed in another process by a boundary keep their state here (so
+        # their properties are frozen while they run) but are driven over there.
+        order = [e for e in self.topological() if e.name not in self._placed]
+        for name in self._placed:
+            self.elements[name].state = new
+        if (old, new) == (State.NULL, State.READY):
             started: list[Element] = []
             try:
                 for e in reversed(order):
@@ -218,6 +226,9 @@ class Pipeline:
                 for e in started:
                     e.stop()
                     e.state = State.NULL
+                for name in self._placed:
+                    self.elements[name].state = State.NULL
+                self._placed = {}
                 raise
         elif (old, new) == (State.READY, State.PAUSED):
             self._eos_sinks.clear()
@@ -300,13 +311,35 @@ class Pipeline:
         """A sink reached EOS; when all have, the pipeline posts EOS."""
         with self._eos_lock:
             self._eos_sinks.add(element.name)
-            done = self._eos_sinks >= {e.name for e in self.sinks()}
+            done = self._eos_sinks >= self._terminals()
         if done:
             self.post(Message(MessageType.EOS, self.name))
 
     def sinks(self) -> list[Element]:
         """Elements with sink pads and no src pads."""
         return [e for e in self.elements.values() if e.sink_pads and not e.src_pads]
+
+    def _terminals(self) -> set[str]:
+        # What must reach EOS here: this process's sinks, and each boundary (which does
+        # once its stage's sinks have, over there).
+        return {
+            e.name
+            for e in self.elements.values()
+            if e.name not in self._placed
+            and ((e.sink_pads and not e.src_pads) or isinstance(e, Boundary))
+        }
+
+    @property
+    def placed(self) -> dict[str, Boundary]:
+        """Each element that runs elsewhere → the boundary that placed it (as of the last
+        start; their metrics stay readable after stop)."""
+        return dict(self._placed)
+
+    def boundaries(self) -> list[Boundary]:
+        """The boundaries this process drives (outermost ones), upstream first."""
+        return [
+            e for e in self.topological() if isinstance(e, Boundary) and e.name not in self._placed
+        ]
 
     def wait(self, timeout: float | None = None) -> Message | None:
         """Wait for EOS or an ERROR on the bus; returns that message (None on timeout)."""
