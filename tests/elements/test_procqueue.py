@@ -101,7 +101,9 @@ def test_stage_with_a_second_entry_is_refused() -> None:
 
 
 def test_killed_child_is_an_error_naming_the_procqueue() -> None:
-    p = parallax.parse_launch("fakesrc sizetype=fixed sizemax=4096 ! procqueue name=pq ! fakesink name=s")
+    p = parallax.parse_launch(
+        "fakesrc sizetype=fixed sizemax=4096 ! procqueue name=pq ! fakesink name=s"
+    )
     with p:
         p.play()
         pq = p.get_by_name("pq")
