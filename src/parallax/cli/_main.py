@@ -7,15 +7,17 @@ adds the traceback. `launch` exits 0 at EOS, 1 on an error, 130 on Ctrl-C.
 from __future__ import annotations
 
 import argparse
+import contextlib
+import importlib
 import sys
 import threading
 import time
 import traceback
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from typing import Any, TextIO
 
 from parallax import __version__
-from parallax._errors import ParallaxError
+from parallax._errors import MissingExtra, ParallaxError
 from parallax.pipeline import MessageType, MetricsServer, Pipeline, parse_launch, registry
 
 
@@ -106,6 +108,35 @@ def _join(argv: list[str]) -> str:
 def _launch(args: argparse.Namespace, out: TextIO) -> int:
     text = _join(args.pipeline)
     pipeline = parse_launch(text)
+    if args.ray:
+        with _on_ray(pipeline, args.ray_address):
+            return _run(pipeline, args, out)
+    return _run(pipeline, args, out)
+
+
+@contextlib.contextmanager
+def _on_ray(pipeline: Pipeline, address: str | None) -> Iterator[None]:
+    """Place every procqueue's stage on Ray, joined (or started) for this run."""
+    boundaries = [e for e in pipeline if e.find_property("placement") is not None]
+    if not boundaries:
+        raise ParallaxError("--ray: the pipeline has no procqueue to place on Ray")
+    for element in boundaries:
+        element.set_property("placement", "ray")
+    try:
+        ray: Any = importlib.import_module("ray")  # optional; untyped for mypy either way
+    except ImportError as e:
+        raise MissingExtra("--ray needs Ray: pip install 'parallax-dataflow[ray]'") from e
+    started = not ray.is_initialized()
+    if started:
+        ray.init(address=address, include_dashboard=False, configure_logging=False)
+    try:
+        yield
+    finally:
+        if started:
+            ray.shutdown()
+
+
+def _run(pipeline: Pipeline, args: argparse.Namespace, out: TextIO) -> int:
 
     def say(line: str) -> None:
         if not args.quiet:
@@ -207,6 +238,16 @@ def build_parser() -> argparse.ArgumentParser:
     )
     launch.add_argument(
         "--metrics-port", type=int, help="serve Prometheus metrics on this port (0: any)"
+    )
+    launch.add_argument(
+        "--ray",
+        action="store_true",
+        help="run each procqueue's downstream part as a Ray actor (placement=ray)",
+    )
+    launch.add_argument(
+        "--ray-address",
+        metavar="ADDRESS",
+        help="with --ray: the cluster to join (default: $RAY_ADDRESS, else a local Ray)",
     )
     inspect = sub.add_parser(
         "inspect", help="list elements, or describe one (like gst-inspect-1.0)"

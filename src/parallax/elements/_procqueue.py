@@ -22,6 +22,7 @@ work with `if __name__ == "__main__":`).
 
 from __future__ import annotations
 
+import enum
 import itertools
 import os
 import signal
@@ -32,13 +33,13 @@ from multiprocessing import spawn
 from multiprocessing.connection import Connection, Pipe
 from typing import Any
 
-from parallax._errors import FlowError
+from parallax._errors import BrokenError, ClosedError, FlowError, ParallaxError
 from parallax.buffer import Buffer
 from parallax.link._shm import Publisher
-from parallax.pipeline import Property
-from parallax.pipeline._stage import Boundary, Report, Stage, run_stage
+from parallax.pipeline import EndOfStream, Property
+from parallax.pipeline._stage import REPORT_INTERVAL, Boundary, Report, Stage, run_stage
 
-from ._ipc import IpcSrc, publish
+from ._ipc import _POLL, IpcSrc, publish
 
 STOP_TIMEOUT = 1.0
 """Seconds the child gets to finish after EOS when the pipeline stops, before a kill."""
@@ -47,18 +48,27 @@ _CHILD = "from parallax.elements._procqueue import child_main; child_main()"
 _ids = itertools.count()
 
 
+class Placement(enum.Enum):
+    """Where a procqueue runs its stage."""
+
+    PROCESS = "process"  # a child Python process on this machine, shared memory between
+    RAY = "ray"  # a Ray actor, on any node of the Ray cluster; Ray's object store between
+
+
 class ProcQueue(Boundary, factory="procqueue"):
-    """Run everything downstream in a child process, joined by shared memory."""
+    """Run everything downstream in a child process (or a Ray actor)."""
 
     klass = "Generic/Boundary"
-    description = "Run the downstream part of the pipeline in a child process"
-    placement_label = "child process"
+    description = "Run the downstream part of the pipeline in a child process or a Ray actor"
 
+    placement = Property(
+        Placement.PROCESS, doc="where the downstream part runs: process (a child) or ray"
+    )
     slot_size = Property(
         4 << 20, doc="bytes per shared slot: the largest buffer (k/M/G suffixes)", minimum=1
     )
     slots = Property(
-        16, doc="slots in the shared pool (buffers in flight)", minimum=1, maximum=4096
+        16, doc="buffers in flight (shared slots, or Ray pushes)", minimum=1, maximum=4096
     )
     leaky = Property(
         False, doc="drop buffers while the child holds half the pool, instead of waiting"
@@ -69,23 +79,56 @@ class ProcQueue(Boundary, factory="procqueue"):
 
     def __init__(self, name: str | None = None, **props: Any) -> None:
         super().__init__(name, **props)
+        self._runner: _ChildProcess | _RayActor | None = None
+
+    @property
+    def placement_label(self) -> str:  # type: ignore[override]
+        return "Ray actor" if self.placement is Placement.RAY else "child process"
+
+    @property
+    def pid(self) -> int | None:
+        """The child's process id while it runs (placement=process)."""
+        runner = self._runner
+        return runner.pid if isinstance(runner, _ChildProcess) else None
+
+    def launch(self, stage: Stage) -> None:
+        if self.placement is Placement.RAY:
+            self._runner = _RayActor(self, stage)
+        else:
+            self._runner = _ChildProcess(self, stage)
+
+    def send(self, buf: Buffer) -> None:
+        assert self._runner is not None
+        self._runner.send(buf)
+
+    def finish(self) -> None:
+        if self._runner is not None:
+            self._runner.finish()
+
+    def shutdown(self) -> None:
+        runner, self._runner = self._runner, None
+        if runner is not None:
+            runner.close()
+
+    def metrics_extra(self) -> dict[str, Any]:
+        """Where the stage runs, for `metrics()`."""
+        return {"pid": self.pid or 0, "placement": self.placement.value}
+
+
+class _ChildProcess:
+    """placement=process: a child Python process fed by the shared-memory link."""
+
+    def __init__(self, owner: ProcQueue, stage: Stage) -> None:
+        self._owner = owner
+        prep = _main_preparation(owner.name, stage)
+        service = f"procqueue-{os.getpid()}-{next(_ids)}"
         self._pub: Publisher | None = None
         self._proc: subprocess.Popen[bytes] | None = None
         self._conn: Connection | None = None
         self._reader: threading.Thread | None = None
-        self._deadline = 0.0
-
-    @property
-    def pid(self) -> int | None:
-        """The child's process id while it runs."""
-        return self._proc.pid if self._proc is not None else None
-
-    def launch(self, stage: Stage) -> None:
-        prep = _main_preparation(self.name, stage)
-        service = f"procqueue-{os.getpid()}-{next(_ids)}"
         try:
             self._pub = Publisher(
-                service, slot_size=self.slot_size, slots=self.slots, leaky=self.leaky
+                service, slot_size=owner.slot_size, slots=owner.slots, leaky=owner.leaky
             )
             ours, theirs = Pipe()
             self._conn = ours
@@ -98,17 +141,21 @@ class ProcQueue(Boundary, factory="procqueue"):
             finally:
                 theirs.close()
             ours.send(prep)
-            ours.send((stage, service, self.name, self.start_timeout))
+            ours.send((stage, service, owner.name, owner.start_timeout))
         except (OSError, ValueError) as e:
-            self.shutdown()
+            self.close()
             raise FlowError(
-                f"{self.name}: cannot start the child process: {e}", element=self.name
+                f"{owner.name}: cannot start the child process: {e}", element=owner.name
             ) from e
-        self.where = f"pid {self._proc.pid}"
+        owner.where = f"pid {self._proc.pid}"
         self._reader = threading.Thread(
-            target=self._read_reports, name=f"parallax:{self.name}:reports", daemon=True
+            target=self._read_reports, name=f"parallax:{owner.name}:reports", daemon=True
         )
         self._reader.start()
+
+    @property
+    def pid(self) -> int | None:
+        return self._proc.pid if self._proc is not None else None
 
     def _read_reports(self) -> None:
         conn, proc = self._conn, self._proc
@@ -119,26 +166,27 @@ class ProcQueue(Boundary, factory="procqueue"):
                 report: Report = conn.recv()
             except (EOFError, OSError):
                 break
-            self.on_report(report)
-        if not self.done:
+            self._owner.on_report(report)
+        if not self._owner.done:
             code = proc.wait()
             how = f"was killed by signal {-code}" if code < 0 else f"exited with code {code}"
-            self.lost(f"{how} before its stage finished")
+            self._owner.lost(f"{how} before its stage finished")
 
     def _abandoned(self) -> str | None:
-        if self.done:
-            return f"{self.placement_label} {self.where} stopped before taking buffers"
+        owner = self._owner
+        if owner.done:
+            return f"{owner.placement_label} {owner.where} stopped before taking buffers"
         return None
 
     def send(self, buf: Buffer) -> None:
         assert self._pub is not None
-        publish(self, self._pub, buf, wait=True, abandoned=self._abandoned)
+        publish(self._owner, self._pub, buf, wait=True, abandoned=self._abandoned)
 
     def finish(self) -> None:
         if self._pub is not None:
             self._pub.send_eos()
 
-    def shutdown(self) -> None:
+    def close(self) -> None:
         pub, self._pub = self._pub, None
         if pub is not None:
             pub.close()  # EOS to the child if it has not had it, and the link closes
@@ -156,9 +204,77 @@ class ProcQueue(Boundary, factory="procqueue"):
         if conn is not None:
             conn.close()
 
-    def metrics_extra(self) -> dict[str, Any]:
-        """The child's pid, for `metrics()`."""
-        return {"pid": self.pid or 0}
+
+class _RayActor:
+    """placement=ray: the stage in a Ray actor (`parallax.link._ray.RayLink`), watched
+    by a thread that relays its reports."""
+
+    def __init__(self, owner: ProcQueue, stage: Stage) -> None:
+        from parallax.link._ray import RayLink
+
+        self._owner = owner
+        try:
+            self._link = RayLink(stage.build, name=owner.name, max_inflight=owner.slots)
+        except ParallaxError as e:
+            raise (
+                e
+                if getattr(e, "element", None)
+                else FlowError(f"{owner.name}: {e}", element=owner.name)
+            ) from e
+        owner.where = self._link.actor_name
+        self._stop = threading.Event()
+        self._watcher = threading.Thread(
+            target=self._watch, name=f"parallax:{owner.name}:ray", daemon=True
+        )
+        self._watcher.start()
+
+    def _watch(self) -> None:
+        owner = self._owner
+        while not self._stop.wait(REPORT_INTERVAL):
+            try:
+                report = self._link.poll()
+            except BrokenError as e:
+                owner.lost(f"died: {e}")
+                return
+            except ClosedError:
+                return
+            owner.on_report(report)
+            if report.get("done"):
+                return
+
+    def send(self, buf: Buffer) -> None:
+        owner = self._owner
+        while not owner.flushing and not owner.done:
+            try:
+                self._link.send(buf, timeout=_POLL)
+                return
+            except TimeoutError:
+                continue
+            except EndOfStream:
+                return  # the stage ended by itself; its report says so
+            except FlowError:
+                return  # the stage failed; the watcher reports the failing element
+            except BrokenError as e:
+                raise FlowError(f"{owner.name}: {e}", element=owner.name) from e
+
+    def finish(self) -> None:
+        owner = self._owner
+        while not owner.flushing and not owner.done:
+            try:
+                self._link.send_eos(timeout=_POLL)
+                return
+            except TimeoutError:
+                continue
+            except (EndOfStream, FlowError):
+                return
+            except BrokenError as e:
+                owner.lost(f"died: {e}")
+                return
+
+    def close(self) -> None:
+        self._stop.set()
+        self._watcher.join()
+        self._link.close()
 
 
 def _main_preparation(name: str, stage: Stage) -> dict[str, Any] | None:
