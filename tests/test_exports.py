@@ -14,6 +14,7 @@ PUBLIC = [
     "parallax.buffer",
     "parallax.pipeline",
     "parallax.elements",
+    "parallax.gpu",
     "parallax.cli",
 ]
 

@@ -1,0 +1,37 @@
+"""The GPU layer's errors, all under `parallax.ParallaxError`.
+
+    ParallaxError
+    ├── DescriptorError(ValueError)   a texture descriptor is invalid (field, value)
+    ├── HandleError(ValueError)       an exported handle is malformed or does not fit (field)
+    └── VulkanError(RuntimeError)     a Vulkan call failed (function, result name)
+
+`PlatformNotSupported`, `MissingExtra` and `ClosedError` come from `parallax._errors`.
+"""
+
+from __future__ import annotations
+
+from parallax._errors import ParallaxError
+
+
+class DescriptorError(ParallaxError, ValueError):
+    """A texture descriptor field is out of range or an unsupported combination."""
+
+    def __init__(self, message: str, *, field: str = "", value: object = None) -> None:
+        super().__init__(message)
+        self.field, self.value = field, value
+
+
+class HandleError(ParallaxError, ValueError):
+    """An exported handle is malformed, or does not match what it is imported as/into."""
+
+    def __init__(self, message: str, *, field: str = "") -> None:
+        super().__init__(message)
+        self.field = field
+
+
+class VulkanError(ParallaxError, RuntimeError):
+    """A Vulkan call failed; `function` names it and `result` the VkResult error class."""
+
+    def __init__(self, message: str, *, function: str = "", result: str = "") -> None:
+        super().__init__(message)
+        self.function, self.result = function, result
