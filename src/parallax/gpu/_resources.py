@@ -23,7 +23,7 @@ from parallax._errors import ClosedError
 
 from ._errors import HandleError
 from ._handle import ApiTextureHandle, BufferHandle, HandleType
-from ._vulkan import VulkanDevice, check
+from ._vulkan import VulkanDevice, check, close_unimported
 
 _BUFFER_USAGE_NAMES: Final = ("TRANSFER_SRC", "TRANSFER_DST", "STORAGE_BUFFER", "UNIFORM_BUFFER")
 
@@ -220,7 +220,7 @@ class SharedBuffer(MemoryObject):
         except BaseException:
             free(vk, dev, "vkDestroyBuffer", [self._object], [self._memory])
             if _import is not None and self._memory is None:
-                os.close(_import[1])  # not yet the driver's: ours to close
+                close_unimported(_import[1])  # not yet the driver's: ours to close
             raise
         self._arm("vkDestroyBuffer")
 

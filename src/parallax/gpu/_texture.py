@@ -12,7 +12,7 @@ from ._descriptor import TextureDescriptor, TextureUsage
 from ._errors import DescriptorError, HandleError
 from ._handle import ApiTextureHandle, HandleType
 from ._resources import MemoryObject, SharedBuffer, check_fits, check_import, free, opaque_fd
-from ._vulkan import VulkanDevice, check
+from ._vulkan import VulkanDevice, check, close_unimported
 
 _USAGE_BITS: Final = {
     TextureUsage.COPY_SRC: "VK_IMAGE_USAGE_TRANSFER_SRC_BIT",
@@ -149,7 +149,7 @@ class SharedTexture(MemoryObject):
         except BaseException:
             free(vk, dev, "vkDestroyImage", [self._object], [self._memory])
             if _import is not None and self._memory is None:
-                os.close(_import[1])  # not yet the driver's: ours to close
+                close_unimported(_import[1])  # not yet the driver's: ours to close
             raise
         self._arm("vkDestroyImage")
         if _import is None:

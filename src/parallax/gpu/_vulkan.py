@@ -17,9 +17,11 @@ extension function raises `ProcedureNotFoundError` from `vkGetDeviceProcAddr`.
 
 from __future__ import annotations
 
+import errno
 import importlib
+import os
 import weakref
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from typing import Any, Final, Protocol, Self
 
 from parallax._errors import ClosedError, MissingExtra
@@ -47,6 +49,16 @@ def load_vulkan() -> Any:
         ) from e
 
 
+def close_unimported(fd: int) -> None:
+    """Close the dup of an fd whose import failed. The spec leaves it ours, but NVIDIA's
+    driver closes it itself on some refusals (seen on an H100): EBADF then is not an error."""
+    try:
+        os.close(fd)
+    except OSError as e:
+        if e.errno != errno.EBADF:
+            raise
+
+
 def check(vk: Any, function: str, call: Callable[[], Any]) -> Any:
     """Run one Vulkan call; a failing VkResult becomes `VulkanError` naming the call."""
     try:
@@ -58,6 +70,27 @@ def check(vk: Any, function: str, call: Callable[[], Any]) -> Any:
 
 class _Closable(Protocol):
     def close(self) -> None: ...
+
+
+class SemaphoreLike(Protocol):
+    """What a queue submission needs of a semaphore (`SharedSemaphore` is one)."""
+
+    @property
+    def handle(self) -> Any: ...  # the VkSemaphore
+
+    @property
+    def timeline(self) -> bool: ...
+
+
+class FenceLike(Protocol):
+    """What a queue submission needs of a fence (`SharedFence` is one)."""
+
+    @property
+    def handle(self) -> Any: ...  # the VkFence
+
+
+# A semaphore and the value to wait for or signal (ignored for a binary semaphore).
+SyncPoint = tuple[SemaphoreLike, int]
 
 
 class VulkanDevice:
@@ -209,6 +242,33 @@ class VulkanDevice:
         """True if fences can be exported/imported as fds on this device."""
         return EXTERNAL_FENCE_FD in self.enabled_extensions
 
+    def require_extension(self, extension: str, what: str) -> None:
+        """`VulkanError` naming `extension` unless it is enabled on this device."""
+        if extension not in self.enabled_extensions:
+            raise VulkanError(
+                f"{what} needs {extension}, which {self.name!r} does not have "
+                f"(enabled: {', '.join(sorted(self.enabled_extensions))})",
+                function=extension,
+                result="VK_ERROR_EXTENSION_NOT_PRESENT",
+            )
+
+    def require_timeline(self, what: str) -> None:
+        """`VulkanError` naming `VK_KHR_timeline_semaphore` unless the device has it."""
+        if not self.has_timeline_semaphore:
+            raise VulkanError(
+                f"{what} needs timeline semaphores ({TIMELINE_SEMAPHORE} or Vulkan 1.2), "
+                f"which {self.name!r} does not have",
+                function=TIMELINE_SEMAPHORE,
+                result="VK_ERROR_FEATURE_NOT_PRESENT",
+            )
+
+    def timeline_function(self, name: str) -> Any:
+        """A timeline-semaphore function (`vkSignalSemaphore`, `vkWaitSemaphores`,
+        `vkGetSemaphoreCounterValue`): core from Vulkan 1.2, else its KHR alias."""
+        if self.api_version >= self._vk.VK_MAKE_VERSION(1, 2, 0):
+            return getattr(self._vk, name)
+        return self._proc(name + "KHR")
+
     @property
     def closed(self) -> bool:
         """True once `close()` ran."""
@@ -253,15 +313,71 @@ class VulkanDevice:
         """The property flags of memory type `index`."""
         return int(self.memory_properties.memoryTypes[index].propertyFlags)
 
-    def submit(self, record: Callable[[Any], None]) -> None:
-        """Record commands with `record(command_buffer)`, submit them, and wait."""
+    def _submit_info(
+        self, commands: list[Any], wait: Sequence[SyncPoint], signal: Sequence[SyncPoint]
+    ) -> Any:
+        vk = self._vk
+        chain = None
+        if any(s.timeline for s, _ in (*wait, *signal)):
+            # One value per semaphore, binary ones included (their value is ignored).
+            chain = vk.VkTimelineSemaphoreSubmitInfo(
+                waitSemaphoreValueCount=len(wait),
+                pWaitSemaphoreValues=[v for _, v in wait] or None,
+                signalSemaphoreValueCount=len(signal),
+                pSignalSemaphoreValues=[v for _, v in signal] or None,
+            )
+            chain.waitSemaphoreValueCount = len(wait)  # falsy kwargs are dropped: set them
+            chain.signalSemaphoreValueCount = len(signal)
+        info = vk.VkSubmitInfo(
+            pNext=chain,
+            waitSemaphoreCount=len(wait),
+            pWaitSemaphores=[s.handle for s, _ in wait] or None,
+            pWaitDstStageMask=[vk.VK_PIPELINE_STAGE_ALL_COMMANDS_BIT] * len(wait) or None,
+            commandBufferCount=len(commands),
+            pCommandBuffers=commands or None,
+            signalSemaphoreCount=len(signal),
+            pSignalSemaphores=[s.handle for s, _ in signal] or None,
+        )
+        info.waitSemaphoreCount = len(wait)
+        info.commandBufferCount = len(commands)
+        info.signalSemaphoreCount = len(signal)
+        return info
+
+    def queue_submit(
+        self,
+        *,
+        wait: Sequence[SyncPoint] = (),
+        signal: Sequence[SyncPoint] = (),
+        fence: FenceLike | None = None,
+    ) -> None:
+        """Submit a batch without commands to the device's queue and return at once:
+        it waits for the `wait` semaphores (each `(semaphore, value)`; the value counts
+        for timeline semaphores only), then signals `signal` and `fence`. Later
+        submissions to the queue are ordered after it."""
+        vk = self._vk
+        self.handle  # noqa: B018 -- ClosedError once closed
+        info = self._submit_info([], wait, signal)
+        vk_fence = None if fence is None else fence.handle
+        check(vk, "vkQueueSubmit", lambda: vk.vkQueueSubmit(self.queue, 1, [info], vk_fence))
+
+    def submit(
+        self,
+        record: Callable[[Any], None],
+        *,
+        wait: Sequence[SyncPoint] = (),
+        signal: Sequence[SyncPoint] = (),
+    ) -> None:
+        """Record commands with `record(command_buffer)`, submit them, and wait.
+
+        The commands run after the `wait` semaphores are signalled (each `(semaphore,
+        value)`), and the `signal` semaphores are signalled when they are done."""
         vk, dev, cmd = self._vk, self.handle, self._cmd
         check(vk, "vkResetCommandBuffer", lambda: vk.vkResetCommandBuffer(cmd, 0))
         begin = vk.VkCommandBufferBeginInfo(flags=vk.VK_COMMAND_BUFFER_USAGE_ONE_TIME_SUBMIT_BIT)
         check(vk, "vkBeginCommandBuffer", lambda: vk.vkBeginCommandBuffer(cmd, begin))
         record(cmd)
         check(vk, "vkEndCommandBuffer", lambda: vk.vkEndCommandBuffer(cmd))
-        info = vk.VkSubmitInfo(commandBufferCount=1, pCommandBuffers=[cmd])
+        info = self._submit_info([cmd], wait, signal)
         check(vk, "vkQueueSubmit", lambda: vk.vkQueueSubmit(self.queue, 1, [info], self._fence))
         try:
             check(
