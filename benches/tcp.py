@@ -13,13 +13,19 @@ N MiB have arrived; no framing, no checksum, no metadata. Timed from connect to 
 byte received. The goal is ours >= 0.8 of the peer.
 
 Unit: GB/s (10^9 payload bytes per second). `--quick` sends 256 MiB instead of 2 GiB.
+Before the table it prints the CPU time (user + system, every thread of this process) each
+side spent per MiB, median over the runs: on a 2-vCPU machine that, more than any single
+thread, is what sets the ratio (docs/benchmarks.md).
 """
 
 from __future__ import annotations
 
+import os
 import socket
+import statistics
 import threading
 import time
+from collections import defaultdict
 
 from _common import Result, args, medians, report
 
@@ -35,6 +41,16 @@ from parallax.elements import (
 from parallax.pipeline import MessageType, registry
 
 MIB = 1 << 20
+CPU: defaultdict[str, list[float]] = defaultdict(list)  # µs of CPU per MiB, per run
+
+
+def _cpu() -> float:
+    t = os.times()
+    return t.user + t.system
+
+
+def _note_cpu(side: str, since: float, n: int) -> None:
+    CPU[side].append((_cpu() - since) * 1e6 / n)
 
 
 def _register() -> None:
@@ -54,10 +70,11 @@ def time_ours(n: int) -> float:
         tx = parallax.parse_launch(
             f"fakesrc sizetype=fixed sizemax=1M pool-slots=4 num-buffers={n} ! tcpclientsink port={port}"
         )
-        t0 = time.perf_counter()
+        c0, t0 = _cpu(), time.perf_counter()
         tx.run(timeout=120)
         message = rx.wait(120)
         took = time.perf_counter() - t0
+        _note_cpu("ours", c0, n)
     finally:
         rx.stop()
     if message is None or message.type is not MessageType.EOS:
@@ -86,12 +103,13 @@ def time_raw(n: int) -> float:
         thread = threading.Thread(target=receive)
         thread.start()
         payload = bytes(MIB)
-        t0 = time.perf_counter()
+        c0, t0 = _cpu(), time.perf_counter()
         with socket.create_connection(("127.0.0.1", port)) as sock:
             for _ in range(n):
                 sock.sendall(payload)
         thread.join()
         took = time.perf_counter() - t0
+        _note_cpu("raw", c0, n)
     if received[0] != n * MIB:
         raise RuntimeError(f"raw peer received {received[0]} of {n * MIB} bytes")
     return took
@@ -104,6 +122,10 @@ def main() -> None:
     repeats = 3 if opts.quick else 7
     meds = medians({"ours": lambda: time_ours(n), "raw": lambda: time_raw(n)}, repeats)
     gb = n * MIB / 1e9
+    print(
+        "CPU per MiB (user + system, all threads): "
+        + ", ".join(f"{k} {statistics.median(v):.0f} µs" for k, v in CPU.items())
+    )
     results = [
         Result(
             f"tcp-loopback-1MiB-x{n}",

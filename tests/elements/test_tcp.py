@@ -12,7 +12,7 @@ from parallax import FlowError
 from parallax.buffer import Buffer
 from parallax.caps import Caps
 from parallax.elements import TcpClientSink, TcpClientSrc, TcpServerSink, TcpServerSrc
-from parallax.link import FrameError, encode_frame
+from parallax.link import FrameError, encode_eos, encode_frame
 from parallax.pipeline import MessageType, registry
 
 CAPS = "tensor,dtype=float32"
@@ -289,3 +289,105 @@ def test_crc_mismatch_in_a_large_frame_fails_tcpclientsrc() -> None:
     err = info.value.__cause__
     assert isinstance(err, FrameError) and err.reason == "crc mismatch"
     assert err.offset == len(good) + 12
+
+
+def _send_in_pieces(conn: socket.socket, data: bytes, piece: int, pause: float) -> None:
+    for i in range(0, len(data), piece):
+        conn.sendall(data[i : i + piece])
+        time.sleep(pause)
+
+
+def test_tcpclientsrc_frames_in_pieces_changing_caps_and_empty_payloads() -> None:
+    # The receiver drains the socket while data is there and otherwise waits for the rest
+    # of the payload (SO_RCVLOWAT); it reads each head with as many caps bytes as the
+    # previous frame had, so shorter caps make it over-read into the payload.
+    frames = [
+        (b"a" * 300_000, b"tensor,dtype=float32,width=1000,height=20"),
+        (b"b" * 5, b"tensor,dtype=float32,width=1000,height=20"),
+        (b"", b"tensor"),  # empty payload, shorter caps
+        (b"c" * 70_000, b""),  # no caps at all: the over-read lands in the payload
+        (b"d" * 3, b"bytes"),
+        (b"", b""),
+    ]
+    stream = b"".join(
+        encode_frame(payload, sequence=i, pts=i * 7, caps=caps)
+        for i, (payload, caps) in enumerate(frames)
+    )
+    with socket.create_server(("127.0.0.1", 0)) as server:
+        p = parallax.parse_launch(
+            f"tcpclientsrc port={server.getsockname()[1]} ! appsink name=sink max-buffers=0"
+        )
+        p.set_state(parallax.State.READY)
+        conn, _ = server.accept()
+        with conn:
+            p.play()
+            try:
+                _send_in_pieces(conn, stream, 40_000, 0.002)
+                _send_in_pieces(conn, encode_frame(b"e" * 100_000), 7, 0.0)  # tiny pieces
+                conn.sendall(encode_eos())
+                got = list(p.pull("sink", timeout=10))
+            finally:
+                p.stop()
+    assert [g.to_bytes() for g in got] == [f[0] for f in frames] + [b"e" * 100_000]
+    assert [g.sequence for g in got[:-1]] == list(range(len(frames)))
+    assert [g.pts for g in got[:-1]] == [i * 7 for i in range(len(frames))]
+    caps = [None if not c else Caps.from_string(c.decode()) for _, c in frames]
+    assert [g.caps for g in got[:-1]] == caps
+
+
+def test_tcpclientsrc_resumes_a_frame_across_pause() -> None:
+    frame = encode_frame(b"p" * 200_000, sequence=5)
+    with socket.create_server(("127.0.0.1", 0)) as server:
+        p = parallax.parse_launch(
+            f"tcpclientsrc port={server.getsockname()[1]} ! appsink name=sink max-buffers=0"
+        )
+        p.set_state(parallax.State.READY)
+        conn, _ = server.accept()
+        with conn:
+            p.play()
+            try:
+                conn.sendall(frame[:120_000])
+                time.sleep(0.1)  # the source has read what there is and waits for the rest
+                p.pause()
+                p.play()
+                conn.sendall(frame[120_000:] + encode_eos())
+                got = list(p.pull("sink", timeout=10))
+            finally:
+                p.stop()
+    assert len(got) == 1
+    assert got[0].to_bytes() == b"p" * 200_000
+    assert got[0].sequence == 5
+
+
+def test_tcpserversrc_merges_concurrent_senders() -> None:
+    rx = parallax.parse_launch(
+        "tcpserversrc name=in port=0 num-senders=2 ! appsink name=sink max-buffers=0"
+    )
+    rx.play()
+    try:
+        port = rx.get_by_name("in").bound_port  # type: ignore[attr-defined]
+        txs = []
+        for k in range(2):
+            tx = parallax.parse_launch(
+                f"appsrc name=src max-buffers=0 ! tcpclientsink port={port} max-queue=1"
+            )
+            src = tx.get_by_name("src")
+            src.set_property("caps", CAPS)
+            for i in range(200):
+                data = bytes([k]) * (1 + i * 997 % 70_000)
+                src.push_buffer(Buffer(data, sequence=i, offset=k))  # type: ignore[attr-defined]
+            src.end_of_stream()  # type: ignore[attr-defined]
+            txs.append(tx)
+        for tx in txs:
+            tx.play()
+        for tx in txs:
+            message = tx.wait(10)
+            assert message is not None and message.type is MessageType.EOS
+            tx.stop()
+        got = list(rx.pull("sink", timeout=10))
+    finally:
+        rx.stop()
+    for k in range(2):
+        mine = [g for g in got if g.offset == k]
+        assert [g.sequence for g in mine] == list(range(200))  # in order, none lost
+        assert all(g.to_bytes() == bytes([k]) * (1 + g.sequence * 997 % 70_000) for g in mine)

@@ -1,10 +1,19 @@
 """The TCP link: `tcpserversink`, `tcpclientsrc`, `tcpclientsink`, `tcpserversrc`.
 
 Buffers cross as STRM frames (`parallax.link`, docs/wire.md): a 62-byte head plus caps,
-then the payload. Senders write the head and the payload with one `sendmsg` from where the
-payload lies (no concatenation); receivers are `AsyncSource`s on the pipeline's asyncio
-executor that `recv_into` the payload straight into a pool slot, while the sans-IO
-`FrameDecoder` checks every length before anything is allocated and the CRC after.
+then the payload. Senders write the head and the payload with one blocking `sendmsg` from
+where the payload lies (no concatenation); receivers are `AsyncSource`s on the pipeline's
+asyncio executor that `recv_into` the payload straight into a pool slot, while the
+sans-IO `FrameDecoder` checks every length before anything is allocated and the CRC after.
+
+Receiving: each connection's `_FrameReader` is non-blocking and keeps its state between
+calls. `acreate()` lets it drain the socket synchronously while data is there (a frame
+already in the socket costs no event-loop iteration) and awaits readiness (`add_reader`)
+only when the socket runs dry, with SO_RCVLOWAT set to the rest of the payload so that the
+loop wakes once per frame, not once per segment. A payload's last bytes and the next
+frame's head arrive in one `recvmsg_into` scattered over the slot and a scratch buffer.
+Because the state lives in the reader, not in a task, going PLAYING → PAUSED → PLAYING
+mid-frame resumes where it stopped.
 
 EOS: a sender ends its stream with an EOS frame (flags bit 0) and closes; a connection
 closed at a frame boundary without one also ends that stream. A bad frame (wrong magic,
@@ -20,11 +29,13 @@ seconds (default 1); a client still full then is disconnected with a WARNING and
 reset. So one stalled reader delays the others once, by that timeout, and never pins more
 than `max-queue` pool slots; a client that hangs up is simply dropped. `tcpclientsink`
 uses the same sender thread and queue (`max-queue`, default 4) without a timeout, so
-hashing one buffer in the streaming thread overlaps sending the previous one.
+hashing one buffer in the streaming thread overlaps sending the previous one. Sender
+sockets are blocking with a kernel send timeout (SO_SNDTIMEO, 0.1 s), so a sender stuck on
+a stalled peer still notices a kick or a stop.
 
-Limits: going PLAYING → PAUSED → PLAYING while a receiver is mid-frame loses that frame's
-place in the stream (the receive task lives on the streaming loop, which ends at PAUSED).
-The CRC-32 is ISA-L's (`isal`, same function as zlib's, ~15x faster), zlib's if absent.
+The CRC-32 is ISA-L's (`isal`, same function as zlib's, ~15x faster), zlib's if absent;
+receivers hash each chunk as it lands. Socket buffer sizes are left to the kernel's
+autotuning (larger fixed SO_SNDBUF/SO_RCVBUF measured no better on loopback).
 
 Layout: this module holds what both halves share (ports, timeouts, limits); the senders
 (`tcpclientsink`, `tcpserversink`) are in `_tcp_sink.py`, the receivers (`tcpclientsrc`,
@@ -37,18 +48,15 @@ import socket
 import struct
 
 from parallax._errors import FlowError
-from parallax.link import FAST_CRC
 from parallax.pipeline import Element, MessageType
 
 DEFAULT_PORT = 4953  # GStreamer's tcpserversink/tcpclientsrc default port
 CONNECT_TIMEOUT = 5.0
 ACCEPT_POLL = 0.05  # how often a blocked accept() looks at `flushing` (seconds)
 _MIN_SLOT = 4096
-# With zlib's CRC (~1-3 GB/s) a large payload is hashed in the loop's executor while the
-# next frame arrives (a hop is ~50 µs); ISA-L's (~50 GB/s) is cheaper inline than a hop.
-_DEFER_CRC = 1 << 62 if FAST_CRC else 256 << 10
 _MAX_U32 = (1 << 32) - 1
 _SEND_POLL = 0.1  # a sender blocked on a stalled client looks for kick() this often (s)
+_SEND_TIMEVAL = struct.pack("ll", 0, int(_SEND_POLL * 1e6))  # SO_SNDTIMEO (socket(7))
 _FOREVER = float("inf")
 _LINGER_RESET = struct.pack("ii", 1, 0)  # SO_LINGER on, 0 s: close() sends RST (socket(7))
 

@@ -5,8 +5,8 @@ from __future__ import annotations
 import socket
 import threading
 import time
-from collections import deque
-from typing import Any
+from queue import Empty, SimpleQueue
+from typing import Any, Final
 
 from parallax._errors import BrokenError, FlowError
 from parallax.buffer import Buffer
@@ -21,7 +21,7 @@ from parallax.pipeline import Media, MessageType, Property, Sink
 from ._tcp import (
     _FOREVER,
     _LINGER_RESET,
-    _SEND_POLL,
+    _SEND_TIMEVAL,
     ACCEPT_POLL,
     CONNECT_TIMEOUT,
     DEFAULT_PORT,
@@ -57,8 +57,21 @@ class _Encoder:
         )
 
 
-def _send_all(sock: socket.socket, parts: list[memoryview]) -> None:
-    """Write every byte of `parts` with `sendmsg` (gather I/O: nothing is concatenated)."""
+def _sending(sock: socket.socket) -> None:
+    """Make `sock` a sender's socket: blocking, so that one `sendmsg` hands the kernel a
+    whole frame and sleeps in the kernel while the socket buffer is full (a socket with a
+    Python timeout is non-blocking underneath: a `poll` before every `sendmsg`, and a
+    partial send whenever the buffer cannot take the frame); a kernel send timeout
+    (SO_SNDTIMEO) still wakes a sender stuck on a stalled peer every `_SEND_POLL` seconds
+    to look for `kick()`; TCP_NODELAY for small frames."""
+    sock.settimeout(None)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_SNDTIMEO, _SEND_TIMEVAL)
+    sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+
+
+def _send_all(sock: socket.socket, parts: list[bytes | memoryview]) -> None:
+    """Write every byte of `parts` with `sendmsg` (gather I/O: nothing is concatenated).
+    On a blocking socket one call normally takes them all."""
     while parts:
         n = sock.sendmsg(parts)
         while n:
@@ -67,7 +80,7 @@ def _send_all(sock: socket.socket, parts: list[memoryview]) -> None:
                 n -= len(first)
                 parts.pop(0)
             else:
-                parts[0] = first[n:]
+                parts[0] = memoryview(first)[n:]
                 n = 0
         while parts and not parts[0]:
             parts.pop(0)
@@ -100,8 +113,7 @@ class TcpClientSink(Sink[Media], factory="tcpclientsink"):
             raise FlowError(
                 f"{self.name}: cannot connect to {self.host}:{self.port}: {e}", element=self.name
             ) from e
-        sock.settimeout(_SEND_POLL)
-        sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        _sending(sock)
         self._client = _Client(sock, f"{self.host}:{self.port}", self.max_queue)
 
     def activate(self) -> None:
@@ -130,8 +142,8 @@ class TcpClientSink(Sink[Media], factory="tcpclientsink"):
         client = self._client
         assert client is not None
         self._check(client)
-        view = buf.view
-        client.offer((self._encoder.head(buf, view), buf), _FOREVER)
+        view = buf.view  # holds the slot on loan until the frame is sent
+        client.offer((self._encoder.head(buf, view), view), _FOREVER)
         self._check(client)
 
     def on_eos(self) -> None:
@@ -146,82 +158,90 @@ class TcpClientSink(Sink[Media], factory="tcpclientsink"):
         super().on_eos()
 
 
+_Item = tuple[bytes, memoryview] | None  # a frame's head and payload (None: EOS)
+_KICKED: Final = (b"", memoryview(b""))  # wakes a sender thread that was kicked
+
+
 class _Client:
     """One connected reader of a `tcpserversink`: its socket, queue and sender thread.
 
-    The sender thread owns the socket and closes it when it leaves. Its socket has a
-    short send timeout so that it notices `kick()` even while the peer reads nothing; a
-    kicked client is closed with SO_LINGER 0 (a reset), so the peer sees an error, never
-    a clean end of stream.
+    The queue is two C-level `SimpleQueue`s, frames one way and room (`max_queue`
+    tokens) the other: a hand-over costs two calls, where a `threading.Condition` costs
+    some twenty Python-level calls and a lock allocation per wait. The sender thread owns
+    the socket and closes it when it leaves. Its socket has a short kernel send timeout
+    so that it notices `kick()` even while the peer reads nothing; a kicked client is
+    closed with SO_LINGER 0 (a reset), so the peer sees an error, never a clean end of
+    stream.
     """
 
     def __init__(self, sock: socket.socket, peer: str, max_queue: int) -> None:
         self.sock, self.peer, self.max_queue = sock, peer, max_queue
-        self.items: deque[tuple[bytes, Buffer] | None] = deque()  # None: EOS
-        self.cond = threading.Condition()
+        self.items: SimpleQueue[_Item] = SimpleQueue()
+        self.room: SimpleQueue[None] = SimpleQueue()
+        for _ in range(max_queue):
+            self.room.put(None)
         self.done = threading.Event()
         self.dead = False
         self.error: BaseException | None = None
 
-    def offer(self, item: tuple[bytes, Buffer] | None, deadline: float) -> bool:
-        """Queue a frame (None: EOS), waiting for room until `deadline` (monotonic);
-        False if the queue is still full then (the client is too slow)."""
-        with self.cond:
-            while item is not None and len(self.items) >= self.max_queue and not self.dead:
+    def offer(self, item: _Item, deadline: float) -> bool:
+        """Queue a frame (None: EOS, which needs no room), waiting for room until
+        `deadline` (monotonic); False if the queue is still full then (too slow a client).
+        One thread offers (the streaming thread)."""
+        if item is not None and not self.dead:
+            try:
                 if deadline == _FOREVER:
-                    self.cond.wait()
-                    continue
-                left = deadline - time.monotonic()
-                if left <= 0:
-                    return False
-                self.cond.wait(left)
-            if not self.dead:
-                self.items.append(item)
-                self.cond.notify_all()
+                    self.room.get()
+                else:
+                    self.room.get(timeout=max(deadline - time.monotonic(), 0.0))
+            except Empty:
+                return False
+        if not self.dead:
+            self.items.put(item)
         return True
 
     def kick(self) -> None:
         """Disconnect (from any thread): the sender drops what is queued and resets."""
-        with self.cond:
-            self.dead = True
-            self.items.clear()
-            self.cond.notify_all()
+        self.dead = True
+        self.items.put(_KICKED)  # wakes the sender thread
+        self.room.put(None)  # wakes an `offer()` waiting for room
 
-    def _send(self, parts: list[memoryview]) -> None:
+    def _send(self, parts: list[bytes | memoryview]) -> None:
         while True:
             try:
                 _send_all(self.sock, parts)
                 return
-            except TimeoutError:  # nothing was sent; parts are unchanged
+            except BlockingIOError:  # SO_SNDTIMEO with nothing sent; parts are unchanged
                 if self.dead:
                     raise
                 continue
 
     def run(self) -> None:
+        items, room = self.items, self.room
         try:
             while True:
-                with self.cond:
-                    while not self.items and not self.dead:
-                        self.cond.wait()
-                    if self.dead:
-                        return
-                    item = self.items.popleft()
-                    self.cond.notify_all()
+                item = items.get()
+                if self.dead:
+                    return
                 if item is None:
-                    self._send([memoryview(encode_eos())])
+                    self._send([encode_eos()])
                     self.sock.shutdown(socket.SHUT_WR)
                     return
-                head, buf = item
-                self._send([memoryview(head), buf.view])
+                room.put(None)
+                self._send(list(item))
+                del item  # the view holds the slot: it goes back now, not with the next frame
         except OSError as e:
             if not self.dead:
                 self.error = BrokenError(f"client {self.peer} went away: {e}")
                 self.error.__cause__ = e
         finally:
-            with self.cond:
-                kicked, self.dead = self.dead, True
-                self.items.clear()
-                self.cond.notify_all()
+            kicked, self.dead = self.dead, True
+            room.put(None)  # an `offer()` waiting for room sees `dead`
+            while True:  # drop what is queued: those slots go back
+                try:
+                    items.get_nowait()
+                except Empty:
+                    break
             if kicked:
                 self.sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, _LINGER_RESET)
             self.sock.close()
@@ -284,8 +304,7 @@ class TcpServerSink(Sink[Media], factory="tcpserversink"):
                 sock, addr = listener.accept()
             except TimeoutError:
                 continue
-            sock.settimeout(_SEND_POLL)
-            sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+            _sending(sock)
             client = _Client(sock, f"{addr[0]}:{addr[1]}", self.max_queue)
             with self._lock:
                 if self.flushing:
@@ -302,8 +321,8 @@ class TcpServerSink(Sink[Media], factory="tcpserversink"):
             self._clients = clients
         if not clients:
             return
-        view = buf.view
-        item = (self._encoder.head(buf, view), buf)
+        view = buf.view  # holds the slot on loan until every client sent it
+        item = (self._encoder.head(buf, view), view)
         deadline = time.monotonic() + self.client_timeout
         for client in clients:
             if not client.offer(item, deadline):

@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import asyncio
+import enum
 import socket
-from typing import Any
+from collections.abc import Sequence
+from typing import Any, Final
 
 from parallax._errors import BrokenError, FlowError
 from parallax.buffer import Buffer
@@ -13,17 +15,14 @@ from parallax.link import (
     DEFAULT_MAX_LENGTH,
     NEED_DATA,
     PREFIX,
-    DeferredCrc,
     FrameDecoder,
     FrameEnd,
     FrameError,
     FrameStart,
-    crc32,
 )
 from parallax.pipeline import AsyncSource, BufferAllocator, Media, MessageType, Property
 
 from ._tcp import (
-    _DEFER_CRC,
     _MAX_U32,
     _MIN_SLOT,
     CONNECT_TIMEOUT,
@@ -31,97 +30,172 @@ from ._tcp import (
     _listen,
 )
 
+_NO_VIEW: Final = memoryview(b"")
+_MAX_LOWAT: Final = 1 << 20  # most bytes one wake-up waits for (SO_RCVLOWAT)
+_RUN_OF: Final = 32
+"""Buffers `acreate()` may return in a row without awaiting before it lets the loop run
+once (a socket that never runs dry would otherwise starve the loop's other tasks)."""
+
+
+class _Again(enum.Enum):
+    AGAIN = "the socket ran dry: await readiness, then poll again"
+
+
+_AGAIN: Final = _Again.AGAIN
+
+
+def _wake(fut: asyncio.Future[None]) -> None:
+    if not fut.done():
+        fut.set_result(None)
+
+
+async def _readable(
+    loop: asyncio.AbstractEventLoop, fds: Sequence[int], fut: asyncio.Future[None] | None = None
+) -> None:
+    """Wait until one of `fds` is readable, or until someone else resolves `fut`."""
+    if fut is None:
+        fut = loop.create_future()
+    for fd in fds:
+        loop.add_reader(fd, _wake, fut)
+    try:
+        await fut
+    finally:
+        for fd in fds:
+            loop.remove_reader(fd)
+
 
 class _FrameReader:
-    """Reads frames from one non-blocking socket into pool buffers, on an asyncio loop.
+    """Reads frames from one non-blocking socket into pool buffers, without blocking.
 
-    Headers and caps are received into a small scratch buffer, never more than the
-    decoder asks for (`bytes_needed`), so every payload byte is `recv_into`'d once,
-    straight into its pool slot. Pools come per power-of-two size class, made on demand.
+    `poll()` receives while the socket has data and returns as soon as a buffer is
+    complete and its CRC checked; `_AGAIN` when the socket ran dry first (all state is
+    kept here, so the next call resumes mid-frame), None at the end of the stream. The
+    elements await readiness (`add_reader`) only on `_AGAIN`: a frame that is already in
+    the socket costs no event-loop iteration at all. Before `_AGAIN` mid-payload,
+    SO_RCVLOWAT is set to the rest of the payload (at most `_MAX_LOWAT`), so the loop
+    wakes once that much is there instead of once per segment; between frames it is 1.
+
+    Every payload byte is `recv_into`'d once, straight into its pool slot: a payload's
+    last chunk and the next frame's 62-byte prefix (plus as many caps bytes as the last
+    frame had) come in one `recvmsg_into` scattered over the slot and a small scratch
+    buffer, so in a steady stream the head costs no call of its own. The decoder sees
+    the prefix and caps only, never more than `PREFIX + max_caps` bytes (a payload byte
+    passes through it only when the caps got shorter than the previous frame's, and then
+    `take_payload` moves it into the slot). Pools come per power-of-two size class, made
+    on demand.
     """
+
+    __slots__ = (
+        "_ahead",
+        "_allocs",
+        "_buf",
+        "_got",
+        "_lowat",
+        "_owner",
+        "_scratch",
+        "_start",
+        "_view",
+        "decoder",
+        "fd",
+        "peer",
+        "sock",
+    )
 
     def __init__(
         self, sock: socket.socket, peer: str, allocs: dict[int, BufferAllocator], owner: Any
     ) -> None:
         self.sock, self.peer, self._allocs, self._owner = sock, peer, allocs, owner
+        self.fd = sock.fileno()
         self.decoder = FrameDecoder(max_length=owner.max_frame_size)
         self._scratch = memoryview(bytearray(PREFIX + self.decoder.max_caps))
-        self._prefetch: asyncio.Task[tuple[Buffer, DeferredCrc | None] | None] | None = None
+        self._ahead = PREFIX  # read past a payload: the next prefix and last frame's caps
+        self._start: FrameStart | None = None  # the frame whose payload is arriving
+        self._buf: Buffer | None = None
+        self._view = _NO_VIEW
+        self._got = 0
+        self._lowat = 1  # SO_RCVLOWAT now (0: the socket refused it, leave it alone)
 
-    async def _recv(self, loop: asyncio.AbstractEventLoop, view: memoryview) -> int:
-        try:
-            return await loop.sock_recv_into(self.sock, view)
-        except OSError as e:
-            raise BrokenError(f"{self.peer} went away: {e}") from e
-
-    async def read(self, loop: asyncio.AbstractEventLoop) -> Buffer | None:
-        """The next buffer, CRC checked; None at the end of this connection's stream.
-
-        A large payload's CRC runs in the loop's executor (zlib releases the GIL) while
-        a task already receives the next frame into the next slot, so hashing and
-        receiving overlap instead of taking turns.
+    def poll(self) -> Buffer | _Again | None:
+        """Receive without blocking: a buffer, `_AGAIN` (socket dry), or None (the end).
 
         Raises:
             FrameError: a malformed or truncated frame (the connection is done).
             BrokenError: the connection failed.
         """
-        task, self._prefetch = self._prefetch, None
-        if task is not None and task.get_loop() is not loop:
-            task = None  # left on a streaming loop that has ended (PAUSED in between)
-        item = await (task if task is not None else self._read_frame(loop))
-        if item is None:
-            return None
-        buf, check = item
-        if check is not None:
-            hashing = loop.run_in_executor(None, crc32, buf.view)
-            self._prefetch = loop.create_task(self._read_frame(loop))
-            check.verify(await hashing)
-        return buf
+        try:
+            return self._poll()
+        except BlockingIOError:
+            pass
+        except OSError as e:
+            raise BrokenError(f"{self.peer} went away: {e}") from e
+        # Dry: wake us when what we wait for is there. In a payload that is the rest of
+        # it (it must come; EOF and errors wake us anyway); between frames, any byte.
+        lowat = min(len(self._view) - self._got, _MAX_LOWAT) if self._buf is not None else 1
+        if lowat != self._lowat and self._lowat:
+            try:
+                self.sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVLOWAT, lowat)
+                self._lowat = lowat
+            except OSError:  # not settable on this platform: wake on any byte, as before
+                self._lowat = 0  # (a socket that died says so at the next recv)
+        return _AGAIN
 
-    async def _read_frame(
-        self, loop: asyncio.AbstractEventLoop
-    ) -> tuple[Buffer, DeferredCrc | None] | None:
-        dec = self.decoder
+    def _poll(self) -> Buffer | None:
+        dec, sock, scratch = self.decoder, self.sock, self._scratch
         while True:
+            if self._buf is not None:  # inside a payload: its rest, then what follows
+                view, got = self._view, self._got
+                want = len(view) - got
+                n = sock.recvmsg_into((view[got:], scratch[: self._ahead]))[0]
+                if n == 0:
+                    dec.receive_data(b"")
+                    dec.next_event()  # raises FrameError: truncated
+                    raise FrameError(f"{self.peer}: the stream ended inside a payload")
+                if n < want:
+                    dec.payload_received(view[got : got + n])
+                    self._got = got + n
+                    continue
+                dec.payload_received(view[got:])
+                if n > want:
+                    dec.receive_data(scratch[: n - want])
+                return self._finish()
             ev = dec.next_event()
             if ev is NEED_DATA:
-                view = self._scratch[: dec.bytes_needed]
-                n = await self._recv(loop, view)
-                dec.receive_data(view[:n])
+                need = dec.bytes_needed
+                if need == PREFIX:  # at a frame boundary: read the caps we expect too
+                    need = self._ahead
+                n = sock.recv_into(scratch[:need])
+                dec.receive_data(scratch[:n])  # b"" marks EOF
             elif ev is CLOSED:
                 return None
             elif isinstance(ev, FrameStart):
                 if ev.eos:
                     dec.next_event()  # FrameEnd, after checking the EOS frame's CRC
                     return None
-                return await self._payload(loop, ev)
+                self._ahead = dec.offset - ev.offset  # this frame's prefix and caps
+                length = ev.length
+                self._start = ev
+                if length == 0:
+                    self._buf = Buffer(b"")
+                    return self._finish()
+                buf = self._buf = self._alloc(length).buffer(length)
+                view = self._view = buf.view
+                got = self._got = dec.take_payload(view)
+                if got == length:
+                    return self._finish()
 
-    async def _payload(
-        self, loop: asyncio.AbstractEventLoop, start: FrameStart
-    ) -> tuple[Buffer, DeferredCrc | None]:
-        dec = self.decoder
-        length = start.length
-        buf = Buffer(b"") if length == 0 else self._alloc(length).buffer(length)
-        if length >= _DEFER_CRC:
-            dec.defer_crc()
-        if length:
-            view = buf.view
-            got = dec.take_payload(view)
-            while got < length:
-                n = await self._recv(loop, view[got:])
-                if n == 0:
-                    dec.receive_data(b"")
-                    break
-                dec.payload_received(view[got : got + n])
-                got += n
-        end = dec.next_event()
-        if not isinstance(end, FrameEnd):  # EOF mid-payload raised above; this is a bug
+    def _finish(self) -> Buffer:
+        start, buf = self._start, self._buf
+        assert start is not None
+        assert buf is not None
+        self._start, self._buf, self._view, self._got = None, None, _NO_VIEW, 0
+        end = self.decoder.next_event()  # checks the CRC
+        if not isinstance(end, FrameEnd):  # EOF mid-payload raised earlier; this is a bug
             raise FrameError(f"{self.peer}: expected the end of a frame, got {end!r}")
         buf.caps = start.caps
         buf.sequence, buf.pts, buf.dts = start.sequence, start.pts, start.dts
         buf.duration, buf.offset = start.duration, start.buffer_offset
         buf.flags = start.buffer_flags
-        return buf, end.deferred
+        return buf
 
     def _alloc(self, length: int) -> BufferAllocator:
         size = max(_MIN_SLOT, 1 << (length - 1).bit_length())
@@ -147,6 +221,7 @@ class _TcpSrcBase(AsyncSource[Media]):
     def __init__(self, name: str | None = None, **props: Any) -> None:
         super().__init__(name, **props)
         self._allocs: dict[int, BufferAllocator] = {}
+        self._run = 0  # buffers returned since `acreate()` last let the loop run
 
     def _close_allocs(self) -> None:
         allocs, self._allocs = self._allocs, {}
@@ -192,25 +267,33 @@ class TcpClientSrc(_TcpSrcBase, factory="tcpclientsrc"):
         reader = self._reader
         if reader is None:
             return None
+        loop = asyncio.get_running_loop()
+        self._run += 1
+        if self._run > _RUN_OF:  # the socket never ran dry: let the loop run once
+            self._run = 0
+            await asyncio.sleep(0)
         try:
-            return await reader.read(asyncio.get_running_loop())
+            while isinstance(item := reader.poll(), _Again):
+                self._run = 0
+                await _readable(loop, (reader.fd,))
         except (FrameError, BrokenError) as e:
             self._reader = None  # that connection is finished
             raise FlowError(f"{self.name}: {reader.peer}: {e}", element=self.name) from e
-
-
-_EOS = object()
+        return item
 
 
 class TcpServerSrc(_TcpSrcBase, factory="tcpserversrc"):
     """Accept TCP senders (`tcpclientsink`) and push the buffers of all of them, on asyncio.
 
-    Each connection is read by its own task; their buffers merge into one bounded queue
-    (16). The stream ends once `num-senders` connections have ended cleanly (EOS frame or
-    a close at a frame boundary); 0 serves until stopped. A bad frame closes only that
-    connection, with a WARNING whose `error` is the FrameError. `bound_port` is the
-    port bound (useful with port=0), also posted as an ELEMENT message `{"bound-port": p}`.
-    Going to PAUSED closes the open connections (the tasks live on the streaming loop).
+    `acreate()` polls the connections in turn (round robin) and returns the first buffer
+    that is complete; when none is, it awaits the first that becomes readable (or a new
+    connection). Nothing is read ahead of demand, so a slow pipeline holds the senders
+    back through TCP's own flow control. The stream ends once `num-senders` connections
+    have ended cleanly (EOS frame or a close at a frame boundary); 0 serves until
+    stopped. A bad frame closes only that connection, with a WARNING whose `error` is the
+    FrameError. `bound_port` is the port bound (useful with port=0), also posted as an
+    ELEMENT message `{"bound-port": p}`. Connections and their partly received frames
+    survive PAUSED; the accept task lives on the streaming loop and is restarted with it.
     """
 
     description = "Receive buffers from TCP senders (STRM frames)"
@@ -226,11 +309,12 @@ class TcpServerSrc(_TcpSrcBase, factory="tcpserversrc"):
     def __init__(self, name: str | None = None, **props: Any) -> None:
         super().__init__(name, **props)
         self._listener: socket.socket | None = None
-        self._conns: set[socket.socket] = set()
-        self._queue: asyncio.Queue[Any] | None = None
+        self._readers: list[_FrameReader] = []
         self._serving: asyncio.AbstractEventLoop | None = None
         self._accepting: asyncio.Task[None] | None = None
+        self._waiter: asyncio.Future[None] | None = None
         self._finished = 0
+        self._next = 0  # round robin: the reader to poll first
         self.bound_port = 0
 
     def start(self) -> None:
@@ -243,55 +327,69 @@ class TcpServerSrc(_TcpSrcBase, factory="tcpserversrc"):
         listener, self._listener = self._listener, None
         if listener is not None:
             listener.close()
-        conns, self._conns = self._conns, set()
-        for conn in conns:
-            conn.close()
-        self._queue = self._serving = self._accepting = None
+        readers, self._readers = self._readers, []
+        for reader in readers:
+            reader.sock.close()
+        self._serving = self._accepting = self._waiter = None
         self._close_allocs()
 
     async def acreate(self) -> Buffer | None:
         loop = asyncio.get_running_loop()
         if self._serving is not loop:  # first call on this streaming loop
             self._serving = loop
-            self._queue = asyncio.Queue(16)
-            self._accepting = loop.create_task(self._accept(loop, self._queue))
-        assert self._queue is not None
-        item = await self._queue.get()
-        return None if item is _EOS else item
+            self._accepting = loop.create_task(self._accept(loop))
+        self._run += 1
+        if self._run > _RUN_OF:  # no socket ran dry: let the accept task (and others) run
+            self._run = 0
+            await asyncio.sleep(0)
+        while isinstance(item := self._poll(), _Again):
+            self._run = 0
+            fut = self._waiter = loop.create_future()
+            try:
+                await _readable(loop, [r.fd for r in self._readers], fut)
+            finally:
+                self._waiter = None
+        return item
 
-    async def _accept(self, loop: asyncio.AbstractEventLoop, queue: asyncio.Queue[Any]) -> None:
+    def _poll(self) -> Buffer | _Again | None:
+        """The first buffer any connection has complete, polling each once from `_next`."""
+        readers = self._readers[:]  # _close() edits the list
+        n = len(readers)
+        first = self._next % n if n else 0
+        for k in range(n):
+            reader = readers[(first + k) % n]
+            try:
+                item = reader.poll()
+            except (FrameError, BrokenError) as e:
+                self._close(reader)
+                self.post(
+                    MessageType.WARNING,
+                    text=f"{self.name}: sender {reader.peer}: {e}; connection closed",
+                    error=e,
+                )
+                continue
+            if isinstance(item, _Again):
+                continue
+            if item is None:  # that sender finished cleanly
+                self._close(reader)
+                self._finished += 1
+                if self.num_senders and self._finished >= self.num_senders:
+                    return None
+                continue
+            self._next = (first + k + 1) % n
+            return item
+        return _AGAIN
+
+    def _close(self, reader: _FrameReader) -> None:
+        self._readers.remove(reader)
+        reader.sock.close()
+
+    async def _accept(self, loop: asyncio.AbstractEventLoop) -> None:
         listener = self._listener
         assert listener is not None
-        tasks: set[asyncio.Task[None]] = set()
         while True:
             conn, addr = await loop.sock_accept(listener)
             conn.setblocking(False)
-            self._conns.add(conn)
-            task = loop.create_task(self._serve(loop, conn, f"{addr[0]}:{addr[1]}", queue))
-            tasks.add(task)
-            task.add_done_callback(tasks.discard)
-
-    async def _serve(
-        self,
-        loop: asyncio.AbstractEventLoop,
-        conn: socket.socket,
-        peer: str,
-        queue: asyncio.Queue[Any],
-    ) -> None:
-        reader = _FrameReader(conn, peer, self._allocs, self)
-        try:
-            while (buf := await reader.read(loop)) is not None:
-                await queue.put(buf)
-        except (FrameError, BrokenError) as e:
-            self.post(
-                MessageType.WARNING,
-                text=f"{self.name}: sender {peer}: {e}; connection closed",
-                error=e,
-            )
-            return
-        finally:
-            self._conns.discard(conn)
-            conn.close()
-        self._finished += 1
-        if self.num_senders and self._finished == self.num_senders:
-            await queue.put(_EOS)
+            self._readers.append(_FrameReader(conn, f"{addr[0]}:{addr[1]}", self._allocs, self))
+            if self._waiter is not None:
+                _wake(self._waiter)
