@@ -198,12 +198,3 @@ class IpcSrc(Source[Media], factory="ipcsrc"):
             if sub.ended:
                 return None
         return None
-
-    def loop(self) -> bool:
-        push = self.srcpad.push
-        while self._running:
-            buf = self.create()
-            if buf is None:
-                return self._running  # EOS, unless we were stopped
-            push(buf)
-        return False

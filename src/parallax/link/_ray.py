@@ -225,15 +225,6 @@ class RaySrc(Source[Media], factory="raysrc"):
                 return item
         return None
 
-    def loop(self) -> bool:
-        push = self.srcpad.push
-        while self._running:
-            buf = self.create()
-            if buf is None:
-                return self._running  # EOS, unless we were stopped
-            push(buf)
-        return False
-
     def deactivate(self) -> None:
         super().deactivate()
         self._inbox.wake()

@@ -388,7 +388,8 @@ class Source(Element, Generic[Out]):
         while self._running:
             buf = create()
             if buf is None:
-                return True
+                # EOS, unless create() gave up because we were stopped or paused meanwhile
+                return self._running
             push(buf)
         return False
 
