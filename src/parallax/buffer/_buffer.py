@@ -260,6 +260,27 @@ class Buffer:
         """
         return np.frombuffer(self.view, dtype=np.uint8).__dlpack__(**kwargs)
 
+    @property
+    def __cuda_array_interface__(self) -> dict[str, Any]:
+        """The CUDA Array Interface (v3) of a buffer in GPU memory: its owner's, narrowed
+        to this buffer's window (`|u1`, `size` bytes), for `cupy.asarray(buf)` and
+        `torch.as_tensor(buf, device="cuda")` without a copy. Always reported writable
+        (torch refuses read-only), so read-only-once-pushed is not enforced on the GPU.
+
+        Raises:
+            AttributeError: the buffer is in host memory (so `hasattr` is False).
+        """
+        cai = getattr(self._owner, "__cuda_array_interface__", None)
+        if cai is None:
+            raise AttributeError("a buffer in host memory has no __cuda_array_interface__")
+        return {
+            **cai,
+            "typestr": "|u1",
+            "shape": (self._size,),
+            "strides": None,
+            "data": (int(cai["data"][0]) + self._start, False),
+        }
+
     def __dlpack_device__(self) -> tuple[int, int]:
         """DLPack device: (kDLCPU, 0)."""
         return (1, 0)

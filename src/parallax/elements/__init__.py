@@ -5,7 +5,8 @@ Layout: `_file.py` (filesrc, filesink), `_fake.py` (fakesrc, fakesink), `_basic.
 (identity, capsfilter, consolesink), `_tee.py`, `_queue.py`, `_app.py` (appsrc, appsink),
 `_ipc.py` (ipcsink, ipcsrc: the shared-memory process link), `_procqueue.py`
 (procqueue: the downstream part of a pipeline in a child process), `_tcp.py` + `_tcp_sink.py` +
-`_tcp_src.py` (tcpserversink, tcpclientsrc, tcpclientsink, tcpserversrc: the STRM TCP link).
+`_tcp_src.py` (tcpserversink, tcpclientsrc, tcpclientsink, tcpserversrc: the STRM TCP link),
+`_cuda.py` (cudaupload, cudadownload, CudaMemory: buffers in CUDA device memory).
 """
 
 from ._app import AppSink as AppSink
@@ -13,6 +14,10 @@ from ._app import AppSrc as AppSrc
 from ._basic import CapsFilter as CapsFilter
 from ._basic import ConsoleSink as ConsoleSink
 from ._basic import Identity as Identity
+from ._cuda import CudaDownload as CudaDownload
+from ._cuda import CudaMemory as CudaMemory
+from ._cuda import CudaMemoryError as CudaMemoryError
+from ._cuda import CudaUpload as CudaUpload
 from ._fake import FakeSink as FakeSink
 from ._fake import FakeSrc as FakeSrc
 from ._fake import FillType as FillType
@@ -35,6 +40,10 @@ __all__ = [
     "AppSrc",
     "CapsFilter",
     "ConsoleSink",
+    "CudaDownload",
+    "CudaMemory",
+    "CudaMemoryError",
+    "CudaUpload",
     "FakeSink",
     "FakeSrc",
     "FileSink",

@@ -1,0 +1,427 @@
+"""`cudaupload` and `cudadownload`: buffers that live in CUDA device memory.
+
+    appsrc ! cudaupload ! tee name=t  t. ! appsink name=a  t. ! cudadownload ! filesink
+
+A GPU buffer is an ordinary `Buffer` whose memory owner is a `CudaMemory`: a slot of a
+device pool (a `parallax.gpu.CudaBuffer`, shareable by CUDA IPC) plus the `CudaEvent`
+recorded after the copy that filled it. Metadata, caps, `sub()` and `tee` work as for
+host buffers; the bytes never come to the host by accident: `buf.view`, `np.asarray(buf)`,
+`bytes(buf)` raise `CudaMemoryError` ("buffer lives on cuda:0; use cudadownload or
+cupy.asarray(buf)"). `buf.__cuda_array_interface__` (from the owner, windowed to the
+buffer) is what `cupy.asarray(buf)` and `torch.as_tensor(buf, device="cuda")` take,
+without a copy.
+
+Caps: the caps parser refuses GStreamer caps features (`video/raw(memory:CUDAMemory)`),
+so GPU caps carry a field instead: `cudaupload` adds `memory=cuda` to each structure and
+`cudadownload` removes it.
+
+Copies: `cudaupload` copies each host buffer into a ring of pinned (page-locked) staging
+slots, queues `cuMemcpyHtoDAsync` into a device slot on its own non-blocking stream and
+records the slot's event; with `sync=true` (the default) it waits for that event before
+pushing, so any consumer (CuPy, torch) may read the memory at once. With `sync=false` it
+pushes at once and consumers order themselves on the event (`CudaMemory.wait(stream)` or
+`synchronize()`; `cudadownload` does it on the GPU). `cudadownload` makes its stream wait
+for the event, copies device -> pinned staging -> a host pool slot (`BufferAllocator`).
+
+Lifetimes: a device slot returns to its pool when the last reference to its `CudaMemory`
+goes (the buffers on it, and CuPy arrays or torch tensors made from them, which hold the
+buffer). Stopping the element closes the free slots; slots still on loan are freed when
+their last buffer goes.
+"""
+
+from __future__ import annotations
+
+import ctypes
+import queue
+from collections.abc import Callable, Iterable
+from typing import Any
+
+import numpy as np
+
+from parallax._errors import FlowError, ParallaxError
+from parallax.buffer import Buffer
+from parallax.caps import Caps
+from parallax.caps._structure import Structure
+from parallax.gpu import CudaBuffer, CudaContext, CudaEvent, CudaStream, PinnedHostBuffer
+from parallax.gpu._cuda import DeviceMemory, check
+from parallax.pipeline import BufferAllocator, Event, EventType, Media, Pad, Property, Transform
+
+MEMORY_FIELD = "memory"
+CUDA_MEMORY = "cuda"
+_POLL = 0.05  # seconds between checks for a stopping pipeline while waiting for a slot
+
+
+class CudaMemoryError(ParallaxError, BufferError):
+    """Host access (a memoryview, a NumPy array, bytes) to a buffer in GPU memory."""
+
+
+class CudaMemory:
+    """The memory owner of a GPU `Buffer`: `size` bytes at `ptr` on device `device`.
+
+    Args:
+        memory: the device memory (a `CudaBuffer`, an opened one, or any `DeviceMemory`);
+            referenced, so it stays allocated while this owner lives.
+        size: bytes of `memory` this owner covers (default: all).
+        event: recorded after the work that filled the memory (None: already complete).
+        pool: where the memory returns when this owner is collected (internal).
+
+    `view()` raises `CudaMemoryError`: GPU memory has no host view. Wrap an owner in a
+    Buffer with `Buffer(CudaMemory(mem), caps=...)`.
+    """
+
+    __slots__ = ("_pool", "device", "event", "memory", "ptr", "size")
+
+    def __init__(
+        self,
+        memory: DeviceMemory,
+        *,
+        size: int | None = None,
+        event: CudaEvent | None = None,
+        pool: _DevicePool | None = None,
+    ) -> None:
+        n = memory.size if size is None else size
+        if not 0 <= n <= memory.size:
+            raise ValueError(f"size: expected 0..{memory.size}, got {n}")
+        self.memory = memory
+        self.ptr: int = memory.ptr
+        self.size: int = n
+        self.device: int = memory.context.ordinal
+        self.event = event
+        self._pool = pool
+
+    def view(self) -> memoryview:
+        """Always raises: the bytes are on the GPU, and a host view would be a copy."""
+        raise CudaMemoryError(
+            f"buffer lives on cuda:{self.device}; use cudadownload or cupy.asarray(buf) "
+            "(a host view of GPU memory would need a copy)"
+        )
+
+    @property
+    def __cuda_array_interface__(self) -> dict[str, Any]:
+        """CUDA Array Interface v3: `size` bytes (`|u1`). The stream entry is None: wait
+        on `event` first when the producer did not (cudaupload sync=false)."""
+        return {
+            "version": 3,
+            "typestr": "|u1",
+            "shape": (self.size,),
+            "strides": None,
+            "data": (self.ptr, False),
+            "stream": None,
+        }
+
+    def synchronize(self) -> None:
+        """Block until the work that filled the memory is done."""
+        if self.event is not None:
+            self.event.synchronize()
+
+    def wait(self, stream: CudaStream | int | None = None) -> None:
+        """Make `stream` wait, on the GPU, for the work that filled the memory."""
+        if self.event is not None:
+            self.event.wait(stream)
+
+    def __del__(self) -> None:
+        pool = self._pool
+        if pool is not None:
+            self._pool = None
+            pool.give_back(self.memory, self.event)
+
+    def __repr__(self) -> str:
+        return f"<CudaMemory {self.size} bytes at {self.ptr:#x} on cuda:{self.device}>"
+
+
+def cuda_memory(buf: Buffer) -> CudaMemory | None:
+    """The `CudaMemory` under `buf`, or None for a buffer in host memory."""
+    owner = buf._owner
+    return owner if isinstance(owner, CudaMemory) else None
+
+
+def is_cuda_caps(caps: Caps | None) -> bool:
+    """True if `caps` say `memory=cuda` (every structure)."""
+    if caps is None or caps.is_any or caps.is_empty:
+        return False
+    return all(s.get(MEMORY_FIELD) == CUDA_MEMORY for s in caps)
+
+
+def cuda_caps(caps: Caps | None) -> Caps:
+    """`caps` with `memory=cuda` in each structure (untyped bytes for None or ANY)."""
+    structures: Iterable[Structure] = Caps.bytes() if caps is None or caps.is_any else caps
+    return Caps(*(Structure(s.name, {**s, MEMORY_FIELD: CUDA_MEMORY}) for s in structures))
+
+
+def host_caps(caps: Caps | None) -> Caps | None:
+    """`caps` without the `memory` field."""
+    if caps is None or caps.is_any:
+        return caps
+    return Caps(
+        *(Structure(s.name, {k: v for k, v in s.items() if k != MEMORY_FIELD}) for s in caps)
+    )
+
+
+class _DevicePool:
+    """Up to `slots` device buffers of `slot_size` bytes, each with its event; a slot
+    comes back when its `CudaMemory` is collected (from any thread: `give_back` never
+    blocks). Closing frees the free slots; loans are freed when they come back."""
+
+    def __init__(self, ctx: CudaContext, slot_size: int, slots: int) -> None:
+        self.ctx, self.slot_size, self.slots = ctx, slot_size, slots
+        self._free: queue.SimpleQueue[tuple[CudaBuffer, CudaEvent]] = queue.SimpleQueue()
+        self._made = 0
+        self.closed = False
+
+    def loan(self, name: str, flushing: Callable[[], bool]) -> tuple[CudaBuffer, CudaEvent]:
+        """A free slot: a returned one, a new one while fewer than `slots` exist, or
+        wait for a return (FlowError when `flushing()` turns true)."""
+        try:
+            return self._free.get_nowait()
+        except queue.Empty:
+            pass
+        if self._made < self.slots:
+            self._made += 1
+            return CudaBuffer(self.ctx, self.slot_size), CudaEvent(self.ctx)
+        while not flushing():
+            try:
+                return self._free.get(timeout=_POLL)
+            except queue.Empty:
+                continue
+        raise FlowError(f"{name}: stopped while waiting for a free GPU buffer", element=name)
+
+    def give_back(self, memory: DeviceMemory, event: CudaEvent | None) -> None:
+        if self.closed or not isinstance(memory, CudaBuffer) or event is None:
+            return  # unreferenced now: the finalizers free it
+        self._free.put((memory, event))
+
+    def close(self) -> None:
+        self.closed = True
+        while True:
+            try:
+                memory, event = self._free.get_nowait()
+            except queue.Empty:
+                return
+            memory.close()
+            event.close()
+
+
+class _Staging:
+    """A ring of pinned host slots, each with the event recorded after its last copy:
+    a slot is reused only once that copy is done. Slots grow to the largest buffer."""
+
+    def __init__(self, ctx: CudaContext, slots: int) -> None:
+        self.ctx = ctx
+        self._slots: list[tuple[PinnedHostBuffer | None, CudaEvent]] = [
+            (None, CudaEvent(ctx)) for _ in range(slots)
+        ]
+        self._next = 0
+        self._used = [False] * slots
+
+    def take(self, size: int) -> tuple[PinnedHostBuffer, CudaEvent]:
+        i = self._next
+        self._next = (i + 1) % len(self._slots)
+        pinned, event = self._slots[i]
+        if self._used[i]:
+            event.synchronize()
+        if pinned is None or pinned.size < size:
+            if pinned is not None:
+                pinned.close()
+            pinned = PinnedHostBuffer(self.ctx, max(size, 1))
+            self._slots[i] = (pinned, event)
+        self._used[i] = True
+        return pinned, event
+
+    def close(self) -> None:
+        for i, (pinned, event) in enumerate(self._slots):
+            if self._used[i]:
+                event.synchronize()
+            if pinned is not None:
+                pinned.close()
+            event.close()
+        self._slots = []
+
+
+def _memcpy_from(dst: int, src: Buffer | memoryview) -> None:
+    mem = src.view if isinstance(src, Buffer) else src
+    arr = np.frombuffer(mem, dtype=np.uint8)
+    if arr.nbytes:
+        ctypes.memmove(dst, arr.ctypes.data, arr.nbytes)
+
+
+class _CudaTransform(Transform[Media, Media]):
+    """What both elements share: the context, stream and staging ring, opened in
+    `start` and released in `stop`, and the caps rewrite on the CAPS event."""
+
+    staging_slots = Property(2, doc="pinned host staging slots in the ring", minimum=1, maximum=64)
+
+    _ctx: CudaContext | None = None
+    _stream: CudaStream | None = None
+    _staging: _Staging | None = None
+
+    def _open(self, ordinal: int) -> None:
+        self._ctx = CudaContext(ordinal)
+        self._stream = CudaStream(self._ctx)
+        self._staging = _Staging(self._ctx, self.staging_slots)
+
+    def _live(self) -> tuple[CudaContext, CudaStream, _Staging]:
+        ctx, stream, staging = self._ctx, self._stream, self._staging
+        if ctx is None or stream is None or staging is None:
+            raise FlowError(f"{self.name}: not started", element=self.name)
+        return ctx, stream, staging
+
+    def stop(self) -> None:
+        # The context is not closed here: closing it would free the device slots that
+        # buffers downstream still use. Each object frees itself when collected.
+        staging, self._staging = self._staging, None
+        if staging is not None:
+            staging.close()
+        stream, self._stream = self._stream, None
+        if stream is not None:
+            stream.synchronize()
+            stream.close()
+        self._ctx = None
+
+    def _rewrite(self, caps: Caps | None) -> Caps | None:
+        raise NotImplementedError
+
+    def handle_event(self, pad: Pad, event: Event) -> None:
+        if event.type is EventType.CAPS:
+            pad.caps = event.caps
+            caps = self._rewrite(event.caps)
+            self.forward_event(Event(EventType.CAPS, caps=caps))
+            return
+        super().handle_event(pad, event)
+
+    def _out_caps(self, caps: Caps | None) -> Caps | None:
+        if caps is None:
+            return None
+        cached = self._caps_cache
+        if cached is not None and cached[0] is caps:
+            return cached[1]
+        out = self._rewrite(caps)
+        self._caps_cache = (caps, out)
+        return out
+
+    _caps_cache: tuple[Caps, Caps | None] | None = None
+
+
+class CudaUpload(_CudaTransform, factory="cudaupload"):
+    """Host buffers in, GPU buffers out (asynchronous copies through pinned staging)."""
+
+    klass = "Filter/Converter/Video/Hardware"
+    description = "Copy buffers from host memory to CUDA device memory"
+
+    device = Property(0, doc="CUDA device ordinal", minimum=0)
+    pool_slots = Property(8, doc="device buffers in flight (the pool's bound)", minimum=1)
+    sync = Property(
+        True, doc="wait for each copy before pushing (false: consumers wait on its event)"
+    )
+
+    _pool: _DevicePool | None = None
+
+    def start(self) -> None:
+        self._open(self.device)
+        self._caps_cache = None
+
+    def stop(self) -> None:
+        pool, self._pool = self._pool, None
+        if pool is not None:
+            pool.close()
+        super().stop()
+
+    def _rewrite(self, caps: Caps | None) -> Caps | None:
+        return cuda_caps(caps)
+
+    def transform(self, buf: Buffer) -> Buffer | None:
+        if cuda_memory(buf) is not None:
+            return buf  # already on a GPU
+        ctx, stream, staging = self._live()
+        n = buf.size
+        pool = self._pool
+        if pool is None or pool.slot_size < n:
+            if pool is not None:
+                pool.close()
+            pool = self._pool = _DevicePool(ctx, max(n, 1), self.pool_slots)
+        memory, event = pool.loan(self.name, lambda: self.flushing)
+        pinned, staged = staging.take(n)
+        _memcpy_from(pinned.ptr, buf)
+        if n:
+            ctx.activate()
+            check(
+                "cuMemcpyHtoDAsync",
+                ctx._drv.cuMemcpyHtoDAsync(memory.ptr, pinned.ptr, n, stream.ptr),
+            )
+        staged.record(stream)
+        event.record(stream)
+        if self.sync:
+            event.synchronize()
+        out = Buffer(
+            CudaMemory(memory, size=n, event=event, pool=pool),
+            caps=self._out_caps(buf.caps),
+            sequence=buf.sequence,
+        )
+        out._copy_meta(buf)
+        return out
+
+
+class CudaDownload(_CudaTransform, factory="cudadownload"):
+    """GPU buffers in, host buffers (pool slots) out; host buffers pass through."""
+
+    klass = "Filter/Converter/Video/Hardware"
+    description = "Copy buffers from CUDA device memory to host memory"
+
+    device = Property(0, doc="CUDA device ordinal of the staging context", minimum=0)
+    pool_slots = Property(16, doc="host buffers in the first pool", minimum=1)
+
+    _alloc: BufferAllocator | None = None
+
+    def __init__(self, name: str | None = None, **props: Any) -> None:
+        super().__init__(name, **props)
+        self._retired: list[BufferAllocator] = []
+
+    def start(self) -> None:
+        self._open(self.device)
+        self._caps_cache = None
+
+    def stop(self) -> None:
+        allocs, self._retired = self._retired, []
+        alloc, self._alloc = self._alloc, None
+        for each in [*allocs, *([alloc] if alloc is not None else [])]:
+            each.close()
+        super().stop()
+
+    def _rewrite(self, caps: Caps | None) -> Caps | None:
+        return host_caps(caps)
+
+    def transform(self, buf: Buffer) -> Buffer | None:
+        try:
+            cai = buf.__cuda_array_interface__
+        except AttributeError:
+            return buf  # already in host memory
+        ctx, stream, staging = self._live()
+        n = buf.size
+        alloc = self._alloc
+        if alloc is None or alloc.slot_size < n:
+            if alloc is not None:  # its loans still read its pools: keep it until stop
+                self._retired.append(alloc)
+            alloc = self._alloc = BufferAllocator(
+                max(n, 1),
+                slots=self.pool_slots,
+                name=self.name,
+                flushing=lambda: self.flushing,
+            )
+        owner = cuda_memory(buf)
+        if owner is not None:
+            owner.wait(stream)
+        pinned, staged = staging.take(n)
+        if n:
+            ctx.activate()
+            check(
+                "cuMemcpyDtoHAsync",
+                ctx._drv.cuMemcpyDtoHAsync(pinned.ptr, int(cai["data"][0]), n, stream.ptr),
+            )
+        staged.record(stream)
+        staged.synchronize()
+        out = alloc.buffer(n, self._out_caps(buf.caps), buf.sequence)
+        if n:
+            view = out.view
+            np.frombuffer(view, dtype=np.uint8)[:] = pinned.array()[:n]
+            view.release()
+        out._copy_meta(buf)
+        return out

@@ -1,0 +1,272 @@
+"""cudaupload / cudadownload and GPU-resident buffers (`CudaMemory` owners).
+
+The first tests run anywhere: they put a fake device allocation under a Buffer to check
+the host-access error, the `__cuda_array_interface__` window and the caps rewrite. The
+`gpu` tests need an NVIDIA GPU, cuda-bindings and CuPy (torch where present).
+"""
+
+from __future__ import annotations
+
+import importlib
+import zlib
+from collections.abc import Iterator
+from types import SimpleNamespace
+from typing import Any
+
+import numpy as np
+import pytest
+
+import parallax
+from parallax._errors import MissingExtra, PlatformNotSupported
+from parallax.buffer import Buffer
+from parallax.caps import Caps
+from parallax.elements._app import AppSink, AppSrc
+from parallax.elements._cuda import (
+    CudaDownload,
+    CudaMemory,
+    CudaMemoryError,
+    CudaUpload,
+    cuda_caps,
+    cuda_memory,
+    host_caps,
+    is_cuda_caps,
+)
+from parallax.elements._tee import Tee
+from parallax.pipeline import MessageType, registry
+
+for _cls in (AppSrc, AppSink, Tee, CudaUpload, CudaDownload):
+    registry.register(_cls)
+
+ERROR = r"buffer lives on cuda:0; use cudadownload or cupy\.asarray\(buf\)"
+
+
+def _fake_memory(size: int, ptr: int = 0x7F0000000000) -> Any:
+    """What CudaMemory reads from a DeviceMemory: ptr, size, context.ordinal."""
+    return SimpleNamespace(ptr=ptr, size=size, context=SimpleNamespace(ordinal=0))
+
+
+def test_host_access_to_gpu_memory_raises_a_precise_error() -> None:
+    buf = Buffer(CudaMemory(_fake_memory(64)), caps=Caps.from_string("video/raw,memory=cuda"))
+    assert buf.size == 64
+    with pytest.raises(CudaMemoryError, match=ERROR):
+        np.asarray(buf)
+    with pytest.raises(CudaMemoryError, match=ERROR):
+        _ = buf.view
+    with pytest.raises(CudaMemoryError, match=ERROR):
+        bytes(buf)
+    with pytest.raises(CudaMemoryError, match=ERROR):
+        buf.copy()
+    assert isinstance(CudaMemoryError("x"), BufferError)
+
+
+def test_cuda_array_interface_follows_the_buffer_window() -> None:
+    ptr = 0x7F0000001000
+    buf = Buffer(CudaMemory(_fake_memory(100, ptr), size=80))
+    cai = buf.__cuda_array_interface__
+    assert cai["data"] == (ptr, False) and cai["shape"] == (80,) and cai["version"] == 3
+    sub = buf.sub(16, 32)
+    sub.make_readonly()
+    cai = sub.__cuda_array_interface__
+    # torch refuses read-only CAI: reported writable even on a pushed buffer.
+    assert cai["data"] == (ptr + 16, False) and cai["shape"] == (32,)
+    assert cuda_memory(sub) is cuda_memory(buf)
+
+
+def test_host_buffers_have_no_cuda_array_interface() -> None:
+    buf = Buffer(b"abc")
+    assert not hasattr(buf, "__cuda_array_interface__")
+    assert cuda_memory(buf) is None
+
+
+def test_caps_gain_and_lose_the_memory_field() -> None:
+    caps = Caps.from_string("video/raw,width=4,height=2")
+    gpu = cuda_caps(caps)
+    assert gpu == Caps.from_string("video/raw,width=4,height=2,memory=cuda")
+    assert is_cuda_caps(gpu) and not is_cuda_caps(caps) and not is_cuda_caps(None)
+    assert host_caps(gpu) == caps
+    assert cuda_caps(None) == Caps.from_string("bytes,memory=cuda")
+    assert host_caps(None) is None
+
+
+def test_elements_are_registered_with_their_properties() -> None:
+    up = registry.get("cudaupload")
+    assert up is CudaUpload
+    names = [p.name for p in up.properties()]
+    assert {"device", "pool-slots", "staging-slots", "sync"} <= set(names)
+    assert registry.get("cudadownload") is CudaDownload
+
+
+# -- on a GPU ---------------------------------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def cupy() -> Iterator[Any]:
+    """CuPy, with CUDA warmed up for the module (a context held throughout, CuPy, torch,
+    device, pinned and IPC memory used once) so that the driver's lazily opened fds exist
+    before the leak check's first look; skips without a GPU."""
+    try:
+        from parallax.gpu import CudaBuffer, CudaContext, CudaEvent, CudaStream, PinnedHostBuffer
+
+        ctx = CudaContext(0)
+    except (MissingExtra, PlatformNotSupported) as e:
+        pytest.skip(f"needs an NVIDIA GPU with cuda-bindings: {e}")
+    try:
+        module = importlib.import_module("cupy")
+    except ImportError as e:
+        ctx.close()
+        pytest.skip(f"the GPU tests read memory with CuPy: {e}")
+    with ctx:
+        module.zeros(1, dtype=module.uint8).get()
+        try:
+            torch = importlib.import_module("torch")
+            torch.zeros(1, device="cuda").cpu()
+        except ImportError:
+            pass
+        with (
+            CudaBuffer(ctx, 1 << 20) as mem,
+            CudaEvent(ctx) as event,
+            CudaStream(ctx) as stream,
+            PinnedHostBuffer(ctx, 1 << 16) as pinned,
+        ):
+            mem.export()
+            event.export()
+            mem.upload(pinned, stream=stream)
+            event.record(stream)
+            event.synchronize()
+        yield module
+
+
+def _frames(n: int) -> list[bytes]:
+    rng = np.random.default_rng(5)
+    sizes = [1000, 1000, 4096, 10, 0, 70_000, 333]
+    return [rng.integers(0, 256, sizes[i % len(sizes)], dtype=np.uint8).tobytes() for i in range(n)]
+
+
+def _run(launch: str, frames: list[bytes], caps: str | None = None) -> parallax.Pipeline:
+    p = parallax.parse_launch(launch)
+    src = p.get_by_name("src")
+    if caps is not None:
+        src.set_property("caps", caps)
+    for i, frame in enumerate(frames):
+        src.push_buffer(Buffer(frame, sequence=i, pts=i * 1000))  # type: ignore[attr-defined]
+    src.end_of_stream()  # type: ignore[attr-defined]
+    p.play()
+    message = p.wait(30)
+    assert message is not None, "no EOS within 30 s"
+    assert message.type is MessageType.EOS, message.data
+    return p
+
+
+def _drain(p: parallax.Pipeline, name: str) -> list[Buffer]:
+    sink = p.get_by_name(name)
+    assert isinstance(sink, AppSink)
+    out = []
+    while (buf := sink.pull(timeout=1)) is not None:
+        out.append(buf)
+    return out
+
+
+@pytest.mark.gpu
+@pytest.mark.parametrize("sync", [True, False])
+def test_upload_download_round_trip(cupy: Any, sync: bool) -> None:
+    frames = _frames(21)
+    p = _run(
+        f"appsrc name=src max-buffers=0 ! cudaupload pool-slots=4 sync={str(sync).lower()} "
+        "! cudadownload ! appsink name=out max-buffers=0",
+        frames,
+        caps="video/raw,width=4",
+    )
+    try:
+        got = _drain(p, "out")
+        assert [bytes(b.view) for b in got] == frames
+        assert [b.sequence for b in got] == list(range(21))
+        assert [b.pts for b in got] == [i * 1000 for i in range(21)]
+        assert got[0].caps == Caps.from_string("video/raw,width=4")
+        assert all(cuda_memory(b) is None for b in got)
+    finally:
+        p.stop()
+
+
+@pytest.mark.gpu
+def test_gpu_buffers_carry_caps_and_refuse_host_views(cupy: Any) -> None:
+    frames = _frames(3)
+    p = _run(
+        "appsrc name=src max-buffers=0 ! cudaupload ! appsink name=out max-buffers=0",
+        frames,
+        caps="video/raw,width=4",
+    )
+    try:
+        got = _drain(p, "out")
+        assert len(got) == 3
+        for buf, frame in zip(got, frames, strict=True):
+            assert buf.caps == Caps.from_string("video/raw,width=4,memory=cuda")
+            assert cuda_memory(buf) is not None
+            with pytest.raises(CudaMemoryError, match=ERROR):
+                np.asarray(buf)
+            assert cupy.asarray(buf).get().tobytes() == frame
+    finally:
+        p.stop()
+
+
+@pytest.mark.gpu
+def test_tee_passes_the_same_device_pointer_to_both_branches(cupy: Any) -> None:
+    frames = _frames(5)
+    p = _run(
+        "appsrc name=src max-buffers=0 ! cudaupload ! tee name=t "
+        "t. ! appsink name=a max-buffers=0  t. ! appsink name=b max-buffers=0",
+        frames,
+    )
+    try:
+        a, b = _drain(p, "a"), _drain(p, "b")
+        assert len(a) == len(b) == 5
+        for x, y, frame in zip(a, b, frames, strict=True):
+            assert x is y  # the same Buffer object: nothing copied
+            px = x.__cuda_array_interface__["data"][0]
+            assert px == y.__cuda_array_interface__["data"][0]
+            assert cupy.asarray(y).get().tobytes() == frame
+    finally:
+        p.stop()
+
+
+@pytest.mark.gpu
+def test_cupy_and_torch_views_are_zero_copy(cupy: Any) -> None:
+    frames = [bytes(range(256)) * 16]
+    p = _run("appsrc name=src max-buffers=0 ! cudaupload ! appsink name=out max-buffers=0", frames)
+    try:
+        (buf,) = _drain(p, "out")
+        ptr = buf.__cuda_array_interface__["data"][0]
+        owner = cuda_memory(buf)
+        assert owner is not None and ptr == owner.ptr == owner.memory.ptr
+        arr = cupy.asarray(buf)
+        assert arr.data.ptr == ptr and arr.nbytes == len(frames[0])
+        sub = buf.sub(256, 512)
+        assert cupy.asarray(sub).data.ptr == ptr + 256
+        assert cupy.asarray(sub).get().tobytes() == frames[0][256:768]
+        try:
+            torch = importlib.import_module("torch")
+        except ImportError:
+            return
+        t = torch.as_tensor(buf, device="cuda")
+        assert t.data_ptr() == ptr and t.dtype == torch.uint8
+        assert int(t.to(torch.int64).sum()) == sum(frames[0])
+        t[0] = 99  # a view: the write shows through CuPy
+        cupy.cuda.runtime.deviceSynchronize()
+        assert int(arr[0]) == 99
+    finally:
+        p.stop()
+
+
+@pytest.mark.gpu
+def test_device_slots_are_reused_once_released(cupy: Any) -> None:
+    frames = _frames(40)
+    p = _run(
+        "appsrc name=src max-buffers=0 ! cudaupload pool-slots=2 ! cudadownload "
+        "! appsink name=out max-buffers=0",
+        frames,
+    )
+    try:
+        got = _drain(p, "out")
+        crc = [zlib.crc32(b.view) for b in got]
+        assert crc == [zlib.crc32(f) for f in frames]
+    finally:
+        p.stop()
