@@ -21,7 +21,7 @@ from typing import Any, Final, Self
 
 from parallax._errors import ClosedError
 
-from ._errors import HandleError
+from ._errors import HandleError, VulkanError
 from ._handle import ApiTextureHandle, BufferHandle, HandleType
 from ._vulkan import VulkanDevice, check, close_unimported
 
@@ -73,7 +73,21 @@ class MemoryObject:
             memoryTypeIndex=self.memory_type_index,
         )
         info.memoryTypeIndex = self.memory_type_index  # falsy kwargs are dropped: set it
-        self._memory = check(vk, "vkAllocateMemory", lambda: vk.vkAllocateMemory(dev, info, None))
+        try:
+            self._memory = check(
+                vk, "vkAllocateMemory", lambda: vk.vkAllocateMemory(dev, info, None)
+            )
+        except VulkanError as e:
+            if import_fd is None:
+                raise
+            # Drivers whose opaque fds have no size the kernel knows (NVIDIA) only find a
+            # handle that claims more than was exported here, as a refused allocation.
+            raise HandleError(
+                f"allocation_size: the driver refused to import {self.allocation_size:,} "
+                f"bytes of memory type {self.memory_type_index} from this fd ({e.result}): "
+                "does the handle describe the memory that was exported?",
+                field="allocation_size",
+            ) from e
 
     @property
     def closed(self) -> bool:
