@@ -270,3 +270,36 @@ def test_device_slots_are_reused_once_released(cupy: Any) -> None:
         assert crc == [zlib.crc32(f) for f in frames]
     finally:
         p.stop()
+
+
+# -- GPU buffers across processes: CUDA IPC handles over the shared-memory link --------------
+
+
+def test_a_truncated_gpu_record_is_a_precise_error() -> None:
+    from parallax._errors import FlowError
+    from parallax.elements._ipc_cuda import MAGIC, GpuOpener
+
+    slot = Buffer(MAGIC + b"\x00" * 8, caps=cuda_caps(None))
+    assert GpuOpener.wants(slot)
+    assert not GpuOpener.wants(Buffer(MAGIC + b"rest", caps=Caps.bytes()))  # host caps
+    with pytest.raises(FlowError, match="src0: truncated GPU record"):
+        GpuOpener("src0").open(slot)
+
+
+@pytest.mark.gpu
+def test_procqueue_carries_gpu_buffers_as_ipc_handles(cupy: Any, tmp_path: Any) -> None:
+    from parallax.elements import FileSink, FileSrc, ProcQueue
+
+    for cls in (FileSrc, FileSink, ProcQueue):
+        registry.register(cls)
+    data = np.random.default_rng(9).integers(0, 256, 3 << 20, dtype=np.uint8).tobytes()
+    (tmp_path / "in").write_bytes(data)
+    # 1 MiB GPU buffers through 4 KiB slots: only the handles cross, never the bytes.
+    p = parallax.parse_launch(
+        f"filesrc location={tmp_path}/in blocksize=1M ! cudaupload pool-slots=4 ! "
+        f"procqueue slot-size=4k slots=4 ! cudadownload name=down ! "
+        f"filesink location={tmp_path}/out"
+    )
+    p.run(timeout=60)
+    assert (tmp_path / "out").read_bytes() == data
+    assert p.metrics()["down"]["buffers_in"] == 3

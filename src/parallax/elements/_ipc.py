@@ -11,6 +11,7 @@ the producer when the consumer's last reference to its buffer drops. See docs/li
 
 from __future__ import annotations
 
+import weakref
 from collections.abc import Callable
 from typing import Any
 
@@ -19,6 +20,8 @@ from parallax.buffer import Buffer
 from parallax.caps import Caps
 from parallax.link._shm import Publisher, Subscriber
 from parallax.pipeline import Element, Media, Property, Sink, Source
+
+from ._ipc_cuda import GpuOpener, gpu_record
 
 _POLL = 0.05  # seconds between checks for a stopping pipeline while waiting
 
@@ -35,14 +38,17 @@ def publish(
 
     Waits (in short polls, giving up when `element` flushes) for a subscriber if `wait`,
     and for a free slot. `abandoned` returns why no subscriber can come any more (its
-    process died), which raises.
+    process died), which raises. A buffer in CUDA memory travels as its CUDA IPC handle
+    (`_ipc_cuda`), and is kept alive until its slot comes back.
 
     Raises:
         FlowError: the buffer exceeds the slot size, or `abandoned` says so.
     """
-    if buf.size > pub.slot_size:
+    record = gpu_record(element.name, buf) if buf.caps is not None else None
+    size = buf.size if record is None else len(record)
+    if size > pub.slot_size:
         raise FlowError(
-            f"{element.name}: a {buf.size:,}-byte buffer does not fit a {pub.slot_size:,}-byte "
+            f"{element.name}: a {size:,}-byte buffer does not fit a {pub.slot_size:,}-byte "
             "slot; raise slot-size",
             element=element.name,
         )
@@ -65,10 +71,15 @@ def publish(
                 return
         except ClosedError:
             return
-    sample.view[: buf.size] = buf.view  # the one copy
+    if record is None:
+        sample.view[:size] = buf.view  # the one copy
+    else:
+        sample.view[:size] = record  # the GPU bytes stay where they are
+        # The slot lives until every subscriber released it: so does the GPU buffer.
+        weakref.finalize(sample._taken(), _hold, buf)
     pub.send(
         sample,
-        buf.size,
+        size,
         caps=buf.caps,
         sequence=buf.sequence,
         pts=buf.pts,
@@ -77,6 +88,10 @@ def publish(
         offset=buf.offset,
         flags=buf.flags,
     )
+
+
+def _hold(buf: Buffer) -> None:
+    """A finalizer's payload: `buf` stays referenced until its link slot is collected."""
 
 
 class IpcSink(Sink[Media], factory="ipcsink"):
@@ -142,6 +157,7 @@ class IpcSrc(Source[Media], factory="ipcsrc"):
         super().__init__(name, **props)
         self._sub: Subscriber | None = None
         self._first: Buffer | None = None  # read while negotiating, pushed first
+        self._gpu: GpuOpener | None = None  # made on the first GPU record
 
     def output_caps(self) -> Caps:
         return Caps.any()
@@ -156,6 +172,9 @@ class IpcSrc(Source[Media], factory="ipcsrc"):
 
     def stop(self) -> None:
         self._first = None
+        gpu, self._gpu = self._gpu, None
+        if gpu is not None:
+            gpu.close()
         sub, self._sub = self._sub, None
         if sub is not None:
             sub.close()
@@ -194,6 +213,10 @@ class IpcSrc(Source[Media], factory="ipcsrc"):
             if buf is not None:
                 if buf.caps is None:
                     buf.caps = self.srcpad.caps
+                elif GpuOpener.wants(buf):
+                    if self._gpu is None:
+                        self._gpu = GpuOpener(self.name)
+                    return self._gpu.open(buf)
                 return buf
             if sub.ended:
                 return None

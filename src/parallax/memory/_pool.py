@@ -60,7 +60,7 @@ class Slot:
     weakly: if the pool is gone, the return is a no-op.
     """
 
-    __slots__ = ("_index", "_offset", "_pool", "_size")
+    __slots__ = ("__weakref__", "_index", "_offset", "_pool", "_size")  # weakref: see hold()
 
     _index: int
     _offset: int
