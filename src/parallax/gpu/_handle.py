@@ -18,8 +18,9 @@ from __future__ import annotations
 import enum
 import struct
 import sys
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any, Final
+from typing import Any, Final, TypeVar
 
 from parallax._errors import PlatformNotSupported
 
@@ -74,6 +75,31 @@ _PLATFORM: Final = {
     HandleType.IOSURFACE: "darwin",
     HandleType.METAL_SHARED_EVENT: "darwin",
 }
+
+
+_H = TypeVar("_H")
+
+
+def decoded_as(handle: object, cls: type[_H], kind: str) -> _H:
+    """`handle` (just decoded) if it is a `cls`, else `HandleError` naming the kinds."""
+    if not isinstance(handle, cls):
+        raise HandleError(
+            f"kind: expected a {kind} handle, got {type(handle).__name__}", field="kind"
+        )
+    return handle
+
+
+def rebuilt(data: dict[str, Any], kind: str, build: Callable[[], _H]) -> _H:
+    """`build()` from a `to_dict` dict of `kind`; any missing or bad field is a
+    `HandleError` (a KeyError, TypeError, ValueError or AttributeError while building)."""
+    try:
+        if data["kind"] != kind:
+            raise HandleError(f"kind: expected {kind!r}, got {data['kind']!r}", field="kind")
+        return build()
+    except (KeyError, TypeError, ValueError, AttributeError) as e:
+        if isinstance(e, HandleError):
+            raise
+        raise HandleError(f"bad {kind} handle dict: {e!r}") from e
 
 
 @dataclass(frozen=True, slots=True)
@@ -155,17 +181,13 @@ class ApiTextureHandle(_Memory):
     @classmethod
     def from_bytes(cls, data: bytes) -> ApiTextureHandle:
         """Decode `to_bytes` output; `HandleError` on anything else."""
-        handle = decode_handle(data)
-        if not isinstance(handle, ApiTextureHandle):
-            raise HandleError("kind: expected a texture handle, got a buffer handle", field="kind")
-        return handle
+        return decoded_as(decode_handle(data), ApiTextureHandle, "texture")
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> ApiTextureHandle:
         """Rebuild from `to_dict` output; `HandleError` on a missing or bad field."""
-        try:
-            if data["kind"] != "texture":
-                raise HandleError(f"kind: expected 'texture', got {data['kind']!r}", field="kind")
+
+        def build() -> ApiTextureHandle:
             desc = TextureDescriptor(
                 data["width"],
                 data["height"],
@@ -174,10 +196,8 @@ class ApiTextureHandle(_Memory):
                 data["label"],
             )
             return cls(**_memory_fields(data), descriptor=desc)
-        except (KeyError, TypeError, ValueError) as e:
-            if isinstance(e, HandleError):
-                raise
-            raise HandleError(f"bad texture handle dict: {e!r}") from e
+
+        return rebuilt(data, "texture", build)
 
 
 @dataclass(frozen=True, slots=True)
@@ -207,22 +227,12 @@ class BufferHandle(_Memory):
     @classmethod
     def from_bytes(cls, data: bytes) -> BufferHandle:
         """Decode `to_bytes` output; `HandleError` on anything else."""
-        handle = decode_handle(data)
-        if not isinstance(handle, BufferHandle):
-            raise HandleError("kind: expected a buffer handle, got a texture handle", field="kind")
-        return handle
+        return decoded_as(decode_handle(data), BufferHandle, "buffer")
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> BufferHandle:
         """Rebuild from `to_dict` output; `HandleError` on a missing or bad field."""
-        try:
-            if data["kind"] != "buffer":
-                raise HandleError(f"kind: expected 'buffer', got {data['kind']!r}", field="kind")
-            return cls(**_memory_fields(data), size=data["size"])
-        except (KeyError, TypeError, ValueError) as e:
-            if isinstance(e, HandleError):
-                raise
-            raise HandleError(f"bad buffer handle dict: {e!r}") from e
+        return rebuilt(data, "buffer", lambda: cls(**_memory_fields(data), size=data["size"]))
 
 
 def _memory_fields(data: dict[str, Any]) -> dict[str, Any]:

@@ -33,6 +33,7 @@ from typing import Any, Final, Self
 from parallax._errors import ClosedError
 
 from ._errors import HandleError
+from ._handle import decoded_as, rebuilt
 from ._vulkan import (
     EXTERNAL_FENCE_FD,
     EXTERNAL_SEMAPHORE_FD,
@@ -132,23 +133,16 @@ class SemaphoreHandle:
     @classmethod
     def from_bytes(cls, data: bytes) -> SemaphoreHandle:
         """Decode `to_bytes` output; `HandleError` on anything else."""
-        handle = decode_sync_handle(data)
-        if not isinstance(handle, SemaphoreHandle):
-            raise HandleError("kind: expected a semaphore handle, got a fence handle", field="kind")
-        return handle
+        return decoded_as(decode_sync_handle(data), SemaphoreHandle, "semaphore")
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> SemaphoreHandle:
         """Rebuild from `to_dict` output; `HandleError` on a missing or bad field."""
-        try:
-            if data["kind"] != "semaphore":
-                raise HandleError(f"kind: expected 'semaphore', got {data['kind']!r}", field="kind")
-            dev, drv = _uuids(data)
-            return cls(SyncHandleType(data["handle_type"]), data["timeline"], dev, drv)
-        except (KeyError, TypeError, ValueError, AttributeError) as e:
-            if isinstance(e, HandleError):
-                raise
-            raise HandleError(f"bad semaphore handle dict: {e!r}") from e
+        return rebuilt(
+            data,
+            "semaphore",
+            lambda: cls(SyncHandleType(data["handle_type"]), data["timeline"], *_uuids(data)),
+        )
 
 
 @dataclass(frozen=True, slots=True)
@@ -187,23 +181,14 @@ class FenceHandle:
     @classmethod
     def from_bytes(cls, data: bytes) -> FenceHandle:
         """Decode `to_bytes` output; `HandleError` on anything else."""
-        handle = decode_sync_handle(data)
-        if not isinstance(handle, FenceHandle):
-            raise HandleError("kind: expected a fence handle, got a semaphore handle", field="kind")
-        return handle
+        return decoded_as(decode_sync_handle(data), FenceHandle, "fence")
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> FenceHandle:
         """Rebuild from `to_dict` output; `HandleError` on a missing or bad field."""
-        try:
-            if data["kind"] != "fence":
-                raise HandleError(f"kind: expected 'fence', got {data['kind']!r}", field="kind")
-            dev, drv = _uuids(data)
-            return cls(SyncHandleType(data["handle_type"]), dev, drv)
-        except (KeyError, TypeError, ValueError, AttributeError) as e:
-            if isinstance(e, HandleError):
-                raise
-            raise HandleError(f"bad fence handle dict: {e!r}") from e
+        return rebuilt(
+            data, "fence", lambda: cls(SyncHandleType(data["handle_type"]), *_uuids(data))
+        )
 
 
 def decode_sync_handle(data: bytes) -> SemaphoreHandle | FenceHandle:
