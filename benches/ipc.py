@@ -1,15 +1,26 @@
 """Cross-process links: buffers/s and one-way latency, ours against other IPC transports.
 
 Producer and consumer run in two processes (multiprocessing, spawn context). Scenarios:
-- 1 MiB and 4 KiB messages, buffers/s: our shared-memory link (`parallax.link._shm`,
-  loan + one copy into the slot + send; the consumer reads one byte and drops the buffer)
-  against `multiprocessing.Queue` (put/get of a bytes object), pyzmq PUSH/PULL over
-  `ipc://` with `copy=False` on both sides, and iceoryx2's Python binding (`Slice[c_uint8]`
-  service, `loan_slice_uninit` + one `ctypes.memmove` + `assume_init().send()`; the
-  subscriber busy-polls `receive()`, as iceoryx2's own benchmarks do: it has no blocking
-  receive on a publish-subscribe port).
+- 1 MiB and 4 KiB messages, buffers/s: our shared-memory link (`parallax.link.Publisher`
+  / `Subscriber`: loan + one copy into the slot + send; the consumer reads one byte and
+  drops the buffer; its receive() spins up to 200 us on an empty ring, then sleeps) against
+  `multiprocessing.Queue` (put/get of a bytes object), pyzmq PUSH/PULL over `ipc://` with
+  `copy=False` on both sides, iceoryx2's Python binding (`Slice[c_uint8]` service,
+  `loan_slice_uninit` + one `ctypes.memmove` + `assume_init().send()`; the subscriber
+  busy-polls `receive()`, as iceoryx2's own benchmarks do: it has no blocking receive on
+  a publish-subscribe port), and GStreamer's `shmsink` / `shmsrc` (two gst-launch-1.0
+  processes, where gst-launch-1.0 and the shm plugin are installed).
 - 64-byte one-way latency: a ping-pong round trip / 2, ours (two services, one each way)
   against iceoryx2 (two services, busy-polling). For times, ratio = peer / ours.
+
+GStreamer: `fakesrc num-buffers=N sizetype=fixed sizemax=SIZE filltype=nothing ! shmsink
+socket-path=P wait-for-connection=true shm-size=16 x SIZE + 64 KiB sync=false` (shmsink
+copies each buffer once into its shared area: the one write) and `shmsrc socket-path=P
+num-buffers=N ! fakesink sync=false` (it does not read the bytes). A gst-launch-1.0 run
+has no clock of its own that we can read, so the consumer process is timed whole for N
+and for 2 N buffers and the rate is N / (t(2 N) - t(N)): start-up (exec, plugin
+registry, state changes, the connection) cancels out. N is sized for `duration` seconds
+from probes of the same kind (N, then 4 N, ... until t(2 N) - t(N) reaches 0.1 s).
 
 Every message is written once by the producer (one copy of a prepared source buffer into
 the loan, or into a fresh bytes object for the Queue and ZeroMQ, as a real producer fills
@@ -25,12 +36,15 @@ from __future__ import annotations
 import ctypes
 import multiprocessing as mp
 import os
+import shutil
+import subprocess
 import sys
+import tempfile
 import time
 from collections.abc import Callable
 from importlib import metadata
 
-from _common import Result, args, medians, report, table
+from _common import GST, Result, args, gst_name, medians, report, table
 
 MiB = 1 << 20
 SLOTS = 16
@@ -38,6 +52,10 @@ PING = 64
 
 PYZMQ_MISSING = "pyzmq (missing: .venv/bin/pip install pyzmq)"
 IOX_MISSING = "iceoryx2 (missing: .venv/bin/pip install iceoryx2)"
+GST_SHM_MISSING = (
+    "GStreamer shmsink/shmsrc (missing: apt-get install gstreamer1.0-tools "
+    "gstreamer1.0-plugins-bad)"
+)
 
 
 def _version(dist: str) -> str | None:
@@ -86,7 +104,7 @@ class _Clock:
 
 
 def ours_producer(service: str, size: int, ready, seconds: float) -> None:
-    from parallax.link._shm import Publisher
+    from parallax.link import Publisher
 
     src = memoryview(_source(size))
     with Publisher(service, slot_size=size, slots=SLOTS) as pub:
@@ -104,7 +122,7 @@ def ours_producer(service: str, size: int, ready, seconds: float) -> None:
 
 
 def ours_consumer(service: str, size: int, ready, out, warm: float) -> None:
-    from parallax.link._shm import Subscriber
+    from parallax.link import Subscriber
 
     ready.wait(20)
     clock = _Clock(warm)
@@ -118,7 +136,7 @@ def ours_consumer(service: str, size: int, ready, out, warm: float) -> None:
 
 
 def ours_pinger(service: str, ready, out, seconds: float, warm: float) -> None:
-    from parallax.link._shm import Publisher, Subscriber
+    from parallax.link import Publisher, Subscriber
 
     src = memoryview(_source(PING))
     with Publisher(f"{service}-ping", slot_size=PING, slots=SLOTS) as pub:
@@ -140,7 +158,7 @@ def ours_pinger(service: str, ready, out, seconds: float, warm: float) -> None:
 
 
 def ours_ponger(service: str, ready) -> None:
-    from parallax.link._shm import Publisher, Subscriber
+    from parallax.link import Publisher, Subscriber
 
     with Publisher(f"{service}-pong", slot_size=PING, slots=SLOTS) as pub:
         ready.wait(20)
@@ -351,6 +369,78 @@ def iox_ponger(service: str, ready) -> None:
     sub.delete()
 
 
+# -- GStreamer shmsink / shmsrc -------------------------------------------------------------
+
+
+def gst_shm() -> tuple[str | None, str]:
+    """(peer name, '') where gst-launch-1.0 and the shm elements exist, else (None, why)."""
+    name = gst_name()
+    if name is None or shutil.which("gst-inspect-1.0") is None:
+        return None, f"{GST} is not installed"
+    for element in ("shmsink", "shmsrc"):
+        found = subprocess.run(
+            ["gst-inspect-1.0", element], capture_output=True, check=False, timeout=30
+        )
+        if found.returncode != 0:
+            return None, f"GStreamer has no {element} (the shm plugin, gstreamer1.0-plugins-bad)"
+    return f"{name} shmsink/shmsrc", ""
+
+
+def _gst_consumer_seconds(size: int, count: int) -> float:
+    """Seconds of a whole `shmsrc num-buffers=count ! fakesink` process (start-up
+    included), fed by a shmsink process started first and waiting for it."""
+    folder = tempfile.mkdtemp(prefix="plx-bench-gst-")
+    path = os.path.join(folder, "shm.sock")
+    producer = subprocess.Popen(
+        [GST, "-q", "fakesrc", f"num-buffers={count}", "sizetype=fixed", f"sizemax={size}",
+         "filltype=nothing", "!", "shmsink", f"socket-path={path}",
+         "wait-for-connection=true", f"shm-size={size * SLOTS + 65536}", "sync=false"],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )  # fmt: skip
+    try:
+        deadline = time.monotonic() + 20
+        while not os.path.exists(path):
+            if producer.poll() is not None or time.monotonic() > deadline:
+                raise RuntimeError(f"shmsink did not open {path} (exit {producer.returncode})")
+            time.sleep(0.005)
+        t0 = time.perf_counter()
+        subprocess.run(
+            [GST, "-q", "shmsrc", f"socket-path={path}", f"num-buffers={count}", "!",
+             "fakesink", "sync=false"],
+            check=True,
+            stdout=subprocess.DEVNULL,
+            timeout=120,
+        )  # fmt: skip
+        return time.perf_counter() - t0
+    finally:
+        # shmsink stops once its last buffer is sent; it may report that its reader left.
+        try:
+            producer.wait(10)
+        except subprocess.TimeoutExpired:
+            producer.kill()
+            producer.wait()
+        shutil.rmtree(folder, ignore_errors=True)
+
+
+_gst_counts: dict[int, int] = {}
+
+
+def gst_throughput(size: int, seconds: float) -> float:
+    """Seconds per message: (t(2 N) - t(N)) / N, N sized for `seconds` of streaming."""
+    count = _gst_counts.get(size)
+    if count is None:  # probe once per size: N and 2 N, N x 4 until they differ by 0.1 s
+        probe = 64
+        while True:
+            took = _gst_consumer_seconds(size, 2 * probe) - _gst_consumer_seconds(size, probe)
+            if took >= 0.1 or probe >= 1 << 22:
+                break
+            probe *= 4
+        count = _gst_counts[size] = max(probe, int(probe / max(took, 1e-3) * seconds))
+    took = _gst_consumer_seconds(size, 2 * count) - _gst_consumer_seconds(size, count)
+    return max(took, 1e-6) / count
+
+
 # -- driving ------------------------------------------------------------------------------
 
 _CTX = mp.get_context("spawn")
@@ -413,6 +503,8 @@ def throughput(kind: str, size: int, seconds: float, warm: float) -> float:
         count, took = _pair(
             iox_producer, iox_consumer, (name, size, seconds + warm), (name, size, warm)
         )
+    elif kind == "gst":
+        return gst_throughput(size, seconds)
     else:
         raise ValueError(kind)
     return took / max(count, 1)
@@ -457,21 +549,26 @@ def main() -> None:
     opts = args(__doc__.splitlines()[0])
     seconds, warm, repeats = (0.3, 0.1, 1) if opts.quick else (1.0, 0.2, 3)
     zmq_version, iox_version = _version("pyzmq"), _version("iceoryx2")
+    gst, gst_why = gst_shm()
+    if gst is None:
+        print(f"# skipping GStreamer shmsink/shmsrc: {gst_why}", flush=True)
     peers = {
         "queue": "multiprocessing.Queue (Python " + ".".join(map(str, sys.version_info[:3])) + ")",
         "zmq": f"pyzmq {zmq_version} PUSH/PULL ipc:// copy=False" if zmq_version else PYZMQ_MISSING,
         "iox": f"iceoryx2 {iox_version} (Python, busy-poll)" if iox_version else IOX_MISSING,
+        "gst": gst or GST_SHM_MISSING,
     }
     have = (
         {"ours", "queue"}
         | ({"zmq"} if zmq_version else set())
         | ({"iox"} if iox_version else set())
+        | ({"gst"} if gst else set())
     )
     sizes = {"1MiB": MiB, "4KiB": 4096}
 
     fns: dict[str, Callable[[], float]] = {}
     for label, size in sizes.items():
-        for kind in ("ours", "queue", "zmq", "iox"):
+        for kind in ("ours", "queue", "zmq", "iox", "gst"):
             if kind in have:
                 fns[f"{kind}-{label}"] = lambda kind=kind, size=size: throughput(
                     kind, size, seconds, warm
@@ -486,13 +583,13 @@ def main() -> None:
     rows = []
     for label, size in sizes.items():
         ours = 1 / meds[f"ours-{label}"]
-        for kind in ("queue", "zmq", "iox"):
+        for kind in ("queue", "zmq", "iox", "gst"):
             key = f"{kind}-{label}"
             peer = 1 / meds[key] if key in meds else None
             results.append(
                 Result(f"ipc-{label}-vs-{kind}", ours, peer, peers[kind], "buffers/s", repeats)
             )
-        for kind in ("ours", "queue", "zmq", "iox"):
+        for kind in ("ours", "queue", "zmq", "iox", "gst"):
             key = f"{kind}-{label}"
             if key in meds:
                 rate = 1 / meds[key]

@@ -7,6 +7,7 @@ import signal
 import subprocess
 import sys
 import textwrap
+import threading
 import time
 import zlib
 
@@ -14,7 +15,9 @@ import numpy as np
 import pytest
 
 from parallax._errors import BrokenError, ClosedError, PoolExhausted
+from parallax.buffer import Buffer, BufferFlags, Metadata
 from parallax.caps import Caps
+from parallax.link._ring import NO_CAPS, PUB_SLEEPING
 from parallax.link._shm import Publisher, Sample, Subscriber
 
 
@@ -273,3 +276,144 @@ def test_other_uid_is_refused() -> None:
         assert out.startswith("refused:"), err
         _wait(lambda: len(pub.errors) == 1)
         assert "uid 65534" in str(pub.errors[0]) and pub.subscribers == 0
+
+
+def test_caps_travel_only_when_they_change() -> None:
+    service = _service("caps")
+    a, b = Caps.from_string("video/raw,width=2"), Caps.from_string("video/raw,width=4")
+    with Publisher(service, slot_size=64, slots=8) as pub, Subscriber(service) as sub:
+        assert pub.wait_for_subscribers(1, timeout=2)
+        for caps in (a, a, b, None, None, a):
+            pub.send(pub.loan(timeout=1), 1, caps=caps)
+        ring = sub._ring
+        entries = [ring.get() for _ in range(6)]
+        assert [e[2] if e is not None else "-" for e in entries] == [
+            str(a),
+            0,  # unchanged: no text
+            str(b),
+            NO_CAPS,
+            0,
+            str(a),
+        ]
+    del entries
+
+
+def test_sleeping_sides_are_woken() -> None:
+    service = _service("wake")
+    with (
+        Publisher(service, slot_size=64, slots=1, spin=0) as pub,
+        Subscriber(service, spin=0) as sub,
+    ):
+        assert pub.wait_for_subscribers(1, timeout=2)
+        sender = threading.Timer(0.1, lambda: pub.send(pub.loan(timeout=1), 1, sequence=7))
+        sender.start()
+        t0 = time.monotonic()
+        buf = sub.receive(timeout=5)  # sleeps in poll(): the send must wake it
+        assert buf is not None and buf.sequence == 7 and time.monotonic() - t0 < 2
+        sender.join()
+        seen: list[int] = []
+
+        def drop() -> None:
+            nonlocal buf
+            _wait(lambda: sub._words[PUB_SLEEPING] == 1)  # loan() below is asleep
+            seen.append(1)
+            buf = None  # the release must wake it
+
+        dropper = threading.Thread(target=drop)
+        dropper.start()
+        sample = pub.loan(timeout=5)  # the pool's one slot is in `buf`
+        dropper.join()
+        assert seen == [1] and sample.index == 0
+        assert sub._words[PUB_SLEEPING] == 0
+        del sample
+
+
+def test_close_wakes_a_sleeping_subscriber_with_eos() -> None:
+    service = _service("closewake")
+    pub = Publisher(service, slot_size=64, slots=2)
+    with Subscriber(service, spin=0) as sub:
+        assert pub.wait_for_subscribers(1, timeout=2)
+        closer = threading.Timer(0.1, pub.close)
+        closer.start()
+        assert sub.receive(timeout=5) is None and sub.ended
+        closer.join()
+    assert pub.errors == []
+
+
+def test_a_subscriber_that_breaks_the_release_ring_is_dropped() -> None:
+    service = _service("liar")
+    with Publisher(service, slot_size=64, slots=4) as pub, Subscriber(service) as sub:
+        assert pub.wait_for_subscribers(1, timeout=2)
+        pub.send(pub.loan(), 1)
+        held = sub.receive(1)
+        assert sub._link.releases.push(3)  # a slot it was never sent
+        assert pub.available == 4  # reclaimed what it held, dropped it
+        assert pub.subscribers == 0 and "holding 1 slot(s)" in str(pub.errors[0])
+        with pytest.raises(BrokenError, match="went away"):
+            sub.receive(timeout=1)
+        del held
+
+
+def test_double_eos_leaves_no_error_when_the_subscriber_closes() -> None:
+    # The cause of the "went away holding K slot(s)" warnings at the end of benches/ipc.py
+    # (link version 1): send_eos(), then close() sent a second EOS; the subscriber stopped
+    # at the first and closed with the second unread, which Linux reports to the peer as
+    # ECONNRESET (af_unix: a close with unread data), read before its BYE.
+    service = _service("eos2")
+    code = f"""
+        from parallax.link._shm import Subscriber
+        with Subscriber({service!r}, timeout=5) as sub:
+            print("ready", flush=True)
+            n = 0
+            while (buf := sub.receive(timeout=5)) is not None:
+                n += 1
+                del buf
+            print(n, flush=True)
+    """
+    with Publisher(service, slot_size=64, slots=4) as pub:
+        with _child(code) as child:
+            assert child.stdout is not None and child.stdout.readline() == "ready\n"
+            assert pub.wait_for_subscribers(1, timeout=5)
+            for _ in range(3):
+                pub.send(pub.loan(timeout=5), 8)
+            pub.send_eos()
+            pub.send_eos()  # not sent again: it got EOS and nothing since
+            out, err = child.communicate(timeout=10)
+            assert out.split() == ["3"], err
+        _wait(lambda: pub.subscribers == 0)
+        assert pub.available == 4
+    assert pub.errors == []
+
+
+def test_a_view_kept_past_send_keeps_its_slot_from_being_loaned_again() -> None:
+    service = _service("keptview")
+    with Publisher(service, slot_size=64, slots=2) as pub, Subscriber(service) as sub:
+        assert pub.wait_for_subscribers(1, timeout=2)
+        sample = pub.loan()
+        kept = sample.view  # misuse: written after send() it would corrupt a later buffer
+        pub.send(sample, 1)
+        buf = sub.receive(1)
+        del buf
+        _wait(lambda: pub.available == 1)  # every subscriber is done, but `kept` lives
+        assert [pub.loan().index for _ in range(3)] == [1, 1, 1]
+        del kept
+        assert pub.available == 2
+        a, b = pub.loan(), pub.loan()
+        assert {a.index, b.index} == {0, 1}
+        del a, b
+
+
+def test_a_received_buffer_has_every_field_of_buffer() -> None:
+    # receive() fills Buffer's slots directly (its per-buffer fast path): a field added to
+    # Buffer must be set there too.
+    service = _service("fields")
+    with Publisher(service, slot_size=64, slots=2) as pub, Subscriber(service) as sub:
+        assert pub.wait_for_subscribers(1, timeout=2)
+        pub.send(pub.loan(), 3, sequence=5, pts=6, dts=7, duration=8, offset=9, flags=1)
+        buf = sub.receive(1)
+        assert buf is not None
+        for name in Buffer.__slots__:
+            getattr(buf, name)  # AttributeError if receive() left it unset
+        assert buf.metadata == Metadata(5, 6, 7, 8, 9, BufferFlags.LIVE)
+        assert buf.size == 3 and buf.readonly
+        del buf

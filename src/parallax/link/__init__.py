@@ -2,6 +2,8 @@
 
 Layout:
     _frame.py   the STRM frame codec (pure): `encode_head`, `FrameDecoder`, `FrameError`
+    _shm.py     the shared-memory process link: `Publisher`, `Subscriber`, `Sample`
+                (with _shm_pub.py, _ring.py and _hello.py; docs/links.md)
 
 The TCP elements that drive the codec (`tcpserversink`, `tcpclientsrc`, `tcpclientsink`,
 `tcpserversrc`) live in `parallax.elements`; docs/wire.md has the byte layout.
@@ -30,6 +32,9 @@ from ._frame import encode_eos as encode_eos
 from ._frame import encode_frame as encode_frame
 from ._frame import encode_head as encode_head
 from ._frame import parse_header as parse_header
+from ._shm import Publisher as Publisher
+from ._shm import Sample as Sample
+from ._shm import Subscriber as Subscriber
 
 __all__ = [
     "CLOSED",
@@ -50,6 +55,9 @@ __all__ = [
     "FrameHeader",
     "FrameStart",
     "PayloadData",
+    "Publisher",
+    "Sample",
+    "Subscriber",
     "crc32",
     "encode_eos",
     "encode_frame",
@@ -65,5 +73,8 @@ for _name in (
     "FrameHeader",
     "FrameStart",
     "PayloadData",
+    "Publisher",
+    "Sample",
+    "Subscriber",
 ):
     globals()[_name].__module__ = __name__

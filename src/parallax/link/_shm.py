@@ -3,552 +3,208 @@
 Operations: `Publisher.loan()` / `send()` / `send_eos()`, `Subscriber.receive()`, and the
 drop of a received Buffer's last reference (its release). See docs/links.md.
 
+Layout:
+    _hello.py    the socket: service address, HELLO (fd passing), BYE
+    _ring.py     the shared-memory rings of one subscriber and their memory ordering
+    _shm_pub.py  `Publisher`, `Sample`
+    _shm.py      this plan, `Subscriber`, and the memory owner of a received buffer
+
 Plan:
 - The publisher owns a memfd-backed `SlotPool`, sealed against shrink and grow, and listens
   on an ABSTRACT Unix socket "\\0parallax/<uid>/<service>" (nothing on disk to clean up after
-  a kill -9). SOCK_SEQPACKET keeps message boundaries and lets the fd ride with a message.
-- On connect the publisher checks SO_PEERCRED (same uid only; socket(7)), then sends HELLO
-  with the memfd by SCM_RIGHTS, once. Afterwards a buffer is one small BUFFER message (slot,
-  window, metadata, caps only when they changed for that subscriber); the subscriber answers
-  RELEASE slot N when its last reference to that buffer drops, BYE when it closes.
-- The publisher keeps each sent `Slot` in a dict with a per-slot count of subscribers that
-  hold it (plus one while `send()` runs); the Slot object, and so the loan, drops when the
-  count reaches zero. `SlotPool._release` stays the one place an index comes back.
-- A subscriber whose socket closes (BYE, exit, kill -9) gives back every slot it held; a
-  disconnect without BYE is reported (`Publisher.errors`, a logging warning).
-- The publisher's I/O (accept, RELEASE/BYE) runs in ONE thread (selectors), joined by
-  close(). The subscriber has no thread: receive() reads the socket; releases are sent from
-  the owner's `__del__` with MSG_DONTWAIT and never raise (a full socket queues them, and
-  the next receive() flushes the queue).
+  a kill -9). SOCK_SEQPACKET keeps message boundaries and lets fds ride with a message.
+- On connect the publisher checks SO_PEERCRED (same uid only; socket(7)), makes that
+  subscriber a control block (a small sealed memfd: a descriptor ring to it, a release
+  ring back, two sleeping flags) and a wake eventfd, and sends HELLO with four fds by
+  SCM_RIGHTS, once: the pool's memfd, the control block, the subscriber's wake eventfd
+  and its own. From then on the socket carries nothing but a BYE at the end.
+- Per buffer, `send()` writes a descriptor (slot, window, metadata, caps only when they
+  changed for that subscriber) into the subscriber's ring; `receive()` takes it. When the
+  last reference to a received buffer drops, its owner's `__del__` pushes the slot index
+  into the release ring (any thread: a try-lock, and a local backlog when the lock is
+  busy, flushed by whoever holds it next or by the next `receive()`); `loan()` drains
+  the release rings. No syscall and no thread hop per buffer.
+- Wake-ups only for a side that sleeps. `receive()` on an empty ring spins `spin` seconds
+  (default 50 us), then sets its sleeping flag, fences, re-checks the ring, and sleeps
+  in poll() on its wake eventfd and the socket; `send()` publishes, fences, and writes
+  the eventfd only if the flag is set. `loan()` on an empty pool does the same against
+  the release rings and the publisher's eventfd. (Dekker's handshake: _ring.py.)
+- The publisher keeps each sent `Slot` with a count of the subscribers that hold it (plus
+  one while `send()` runs); the Slot object, and so the loan, drops when the count reaches
+  zero. `SlotPool._release` stays the one place an index comes back.
+- Liveness is the socket. A subscriber whose socket closes (BYE, exit, kill -9) gives back
+  every slot it held; one without BYE is reported (`Publisher.errors`, a logging warning).
+  A subscriber whose publisher's socket closes takes the descriptors already in its ring,
+  then gets BrokenError; a sleeping one is woken by POLLHUP at once.
+- The publisher's I/O thread (selectors) only accepts and watches the sockets; close()
+  joins it. The subscriber has no thread.
 
-Limits: one host, one uid. A subscriber that stops reading pins at most what it was sent;
-with leaky=True send() skips a subscriber holding half the pool or more.
+Limits: one host, one uid; x86-64 for the fast path (TSO; other CPUs go through libatomic,
+see _ring.py). A subscriber that stops reading pins at most what it was sent; with
+leaky=True send() skips a subscriber holding half the pool or more. A spinning receive()
+burns CPU for up to `spin` seconds (default 200 us) per empty ring; it holds the GIL for
+the first 20 us only (os.sched_yield releases it).
 """
 
 from __future__ import annotations
 
 import collections
 import contextlib
-import enum
-import logging
 import os
 import select
-import selectors
 import socket
 import struct
 import threading
 import time
 import weakref
+from collections.abc import Callable
 from typing import Any, Final, Self
 
 import numpy as np
 
-from parallax._errors import BrokenError, ClosedError, PoolExhausted
+from parallax._errors import BrokenError, ClosedError
 from parallax.buffer import Buffer
 from parallax.caps import Caps
-from parallax.memory import MemfdSegment, Slot, SlotPool
+from parallax.memory import MemfdSegment
 
-log = logging.getLogger(__name__)
+from ._hello import HELLO, HELLO_FDS, MAGIC, MAX_SLOTS, VERSION, Kind, address
+from ._ring import (
+    EOS_SLOT,
+    MAX_CAPS,
+    NO_CAPS,
+    PUB_SLEEPING,
+    SUB_SLEEPING,
+    ControlBlock,
+    DescriptorReader,
+    ReleaseWriter,
+    fence,
+)
+from ._shm_pub import DEFAULT_SPIN, HOT_SPIN, Publisher, Sample
 
-# Wire format (little-endian). Every message starts with a u8 kind.
-MAGIC: Final = b"PLXS"
-VERSION: Final = 1
-HELLO: Final = struct.Struct("<B3x4sHHIQQ")  # kind, magic, version, 0, slots, slot_size, size
-BUFFER: Final = struct.Struct("<B3xIQQqqqqqII")
-# ^ kind, slot, start (in the slot), length, sequence, pts, dts, duration, offset, flags,
-#   caps length (0: same caps as this subscriber's last buffer; 0xFFFFFFFF: caps are None)
-RELEASE: Final = struct.Struct("<B3xI")  # kind, slot
-_UCRED: Final = struct.Struct("<3i")  # struct ucred: pid, uid, gid
+__all__ = [
+    "DEFAULT_SPIN",
+    "MAX_CAPS",
+    "MAX_SLOTS",
+    "Kind",
+    "Publisher",
+    "Sample",
+    "Subscriber",
+    "address",
+]
 
-# HELLO carries one u64 offset per slot and must fit one SEQPACKET message (< wmem_default,
-# 208 KiB); 4096 slots (32 KiB) is far more than a pool of loans needs.
-MAX_SLOTS: Final = 4096
-MAX_CAPS: Final = 4096  # bytes of caps text per message; a caps string is far shorter
-_NO_CAPS: Final = 0xFFFFFFFF
-_RX_SIZE: Final = BUFFER.size + MAX_CAPS
-
-
-class Kind(enum.IntEnum):
-    """The first byte of every link message."""
-
-    HELLO = 1
-    BUFFER = 2
-    EOS = 3
-    RELEASE = 4
-    BYE = 5
-
-
-def address(service: str) -> str:
-    """The abstract socket name of `service` for this uid (no file is created)."""
-    if not service or "\0" in service or len(service) > 64:
-        raise ValueError(f"service name must be 1-64 characters without NUL, got {service!r}")
-    return f"\0parallax/{os.getuid()}/{service}"
-
-
-class Sample:
-    """A writable slot loaned by `Publisher.loan()`; fill `view`, then `Publisher.send()`.
-
-    Made only by `Publisher.loan()`. Dropping a Sample without sending it returns its slot.
-    """
-
-    __slots__ = ("_slot", "_view")
-
-    _slot: Slot | None
-    _view: memoryview | None
-
-    def __init__(self, *args: object, **kwargs: object) -> None:
-        raise TypeError("Sample has no public constructor: loan one with Publisher.loan()")
-
-    @property
-    def view(self) -> memoryview:
-        """The slot's bytes, writable (`np.asarray(sample.view)` is a view). No copy."""
-        view = self._view
-        if view is None:
-            view = self._view = self._taken().view()
-        return view
-
-    def _taken(self) -> Slot:
-        if self._slot is None:
-            raise ClosedError("this sample was sent: loan a new one")
-        return self._slot
-
-    @property
-    def index(self) -> int:
-        """The slot's number in the publisher's pool."""
-        return self._taken().index
-
-    @property
-    def size(self) -> int:
-        """Capacity in bytes (the publisher's slot_size)."""
-        return self._taken().size
-
-    def __repr__(self) -> str:
-        slot = self._slot
-        return (
-            "<Sample (sent)>" if slot is None else f"<Sample slot={slot.index} size={slot.size:,}>"
-        )
-
-
-class _Peer:
-    """The publisher's side of one subscriber connection."""
-
-    __slots__ = ("caps", "held", "name", "pending", "sock")
-
-    def __init__(self, sock: socket.socket, pid: int, slots: int) -> None:
-        self.sock = sock
-        self.name = f"subscriber pid {pid}"
-        self.held = [0] * slots  # sent, not yet released, per slot
-        self.pending = 0  # sum(held)
-        self.caps: str | None = None  # caps text of the last buffer sent to it
-
-
-def _close_publisher(
-    thread: threading.Thread, wake: int, sel: selectors.BaseSelector, lsock: socket.socket
-) -> None:
-    """Finalizer net for a forgotten Publisher: the thread stops when `wake` fires."""
-    if thread.is_alive():
-        os.eventfd_write(wake, 1)
-        if thread is not threading.current_thread():
-            thread.join()
-    sel.close()
-    lsock.close()
-    os.close(wake)
-
-
-class Publisher:
-    """Publish buffers to subscribers in other processes (or this one) by shared memory.
-
-    Owns a memfd SlotPool of `slots` x `slot_size` bytes, a listening socket and one I/O
-    thread: `close()` it, or use `with`. A slot sent to subscribers returns to the pool when
-    every subscriber that got it has released it, or has disconnected.
-
-    Args:
-        service: the name subscribers connect to (per uid; 1-64 characters).
-        slot_size, slots: the pool geometry.
-        leaky: send() skips a subscriber that holds half the pool or more, instead of
-            letting it pin every slot; skipped buffers are counted in `dropped`.
-
-    Raises:
-        ValueError: a bad service name or geometry.
-        OSError: the service is already published (EADDRINUSE), or another OS refusal.
-    """
-
-    def __init__(self, service: str, *, slot_size: int, slots: int = 16, leaky: bool = False):
-        name = address(service)
-        if not 0 < slots <= MAX_SLOTS:
-            raise ValueError(f"publisher {service!r}: slots must be 1 to {MAX_SLOTS}, got {slots}")
-        self._service = service
-        self._leaky = leaky
-        self._limit = max(1, slots // 2)
-        self._pool = SlotPool(slot_size, slots, name=f"ipc:{service}")
-        lsock = sel = None
-        wake = -1
-        try:
-            segment = self._pool.segment
-            assert isinstance(segment, MemfdSegment)
-            segment.seal(shrink=True, grow=True)
-            self._fd = segment.fd
-            lsock = socket.socket(socket.AF_UNIX, socket.SOCK_SEQPACKET | socket.SOCK_CLOEXEC)
-            lsock.bind(name)
-            lsock.listen(16)
-            lsock.setblocking(False)
-            wake = os.eventfd(0, os.EFD_CLOEXEC | os.EFD_NONBLOCK)
-            sel = selectors.DefaultSelector()
-            sel.register(lsock, selectors.EVENT_READ, None)
-            sel.register(wake, selectors.EVENT_READ, None)
-        except BaseException:
-            for res in (sel, lsock):
-                if res is not None:
-                    res.close()
-            if wake >= 0:
-                os.close(wake)
-            self._pool.close()
-            raise
-        self._lsock, self._wake, self._sel = lsock, wake, sel
-        self._lock = threading.Condition()
-        self._peers: dict[int, _Peer] = {}  # by socket fd
-        self._sent: dict[int, Slot] = {}  # slot index -> the loan, while anyone holds it
-        self._refs = [0] * slots
-        self._errors: collections.deque[BrokenError] = collections.deque(maxlen=64)
-        self._closed = False
-        self.dropped = 0
-        # A daemon, so that a forgotten publisher cannot hold up interpreter exit; the
-        # finalizer (run at exit at the latest) still wakes and joins it.
-        self._thread = threading.Thread(
-            target=self._serve, name=f"parallax:ipc:{service}", daemon=True
-        )
-        self._finalizer = weakref.finalize(self, _close_publisher, self._thread, wake, sel, lsock)
-        self._thread.start()
-
-    # -- the hot path -------------------------------------------------------------------
-
-    def loan(self, timeout: float | None = None) -> Sample:
-        """Loan a writable slot; waits for one while all are held (`timeout` seconds, or
-        forever with None).
-
-        Raises:
-            PoolExhausted: no slot came back within `timeout`.
-            ClosedError: the publisher is (or gets) closed.
-        """
-        if self._closed:
-            raise ClosedError(f"cannot loan from closed publisher {self._service!r}")
-        slot = self._pool.try_loan()
-        if slot is None:
-            if timeout is not None:
-                slot = self._pool.loan(timeout)
-            else:
-                while slot is None:
-                    with contextlib.suppress(PoolExhausted):
-                        slot = self._pool.loan(1.0)
-        sample = Sample.__new__(Sample)
-        sample._slot, sample._view = slot, None
-        return sample
-
-    def send(
-        self,
-        sample: Sample,
-        size: int | None = None,
-        *,
-        caps: Caps | None = None,
-        sequence: int = 0,
-        pts: int = -1,
-        dts: int = -1,
-        duration: int = -1,
-        offset: int = -1,
-        flags: int = 0,
-    ) -> int:
-        """Send the first `size` bytes (default: all) of `sample` to every subscriber.
-
-        The sample is consumed: do not use it or its view afterwards. Returns the number of
-        subscribers it reached (0: nobody listens, and the slot is free again at once).
-
-        Raises:
-            ValueError: `size` exceeds the slot, or the caps text exceeds MAX_CAPS bytes.
-            ClosedError: the publisher is closed.
-        """
-        slot = sample._taken()
-        size = slot.size if size is None else size
-        if not 0 <= size <= slot.size:
-            raise ValueError(f"send size {size:,} is outside slot {slot.index} of {slot.size:,}")
-        if self._closed:
-            raise ClosedError(f"cannot send on closed publisher {self._service!r}")
-        text = None if caps is None else str(caps)
-        raw = b"" if text is None else text.encode()
-        if len(raw) > MAX_CAPS:
-            raise ValueError(f"caps text is {len(raw):,} bytes; the link carries {MAX_CAPS:,}")
-        index = slot.index
-        head = (Kind.BUFFER, index, 0, size, sequence, pts, dts, duration, offset, flags)
-        same = BUFFER.pack(*head, 0)
-        changed = BUFFER.pack(*head, _NO_CAPS if text is None else len(raw)) + raw
-        sample._slot = sample._view = None  # consumed
-        with self._lock:
-            self._sent[index] = slot
-            self._refs[index] += 1  # ours, while sending
-            targets = list(self._peers.values())
-        del slot
-        reached = 0
-        for peer in targets:
-            if self._leaky and peer.pending >= self._limit:
-                self.dropped += 1
-                continue
-            with self._lock:
-                if peer.sock.fileno() < 0:
-                    continue
-                self._refs[index] += 1
-                peer.held[index] += 1
-                peer.pending += 1
-            try:
-                self._push(peer, same if peer.caps == text else changed)
-            except OSError as e:
-                self._drop(peer, e)  # gives back what it held, this slot included
-                continue
-            peer.caps = text
-            reached += 1
-        with self._lock:
-            self._unref(index)
-        return reached
-
-    def _push(self, peer: _Peer, message: bytes) -> None:
-        # Non-blocking; a full socket (the subscriber is not reading) waits for room,
-        # in short polls so that close() is never held up.
-        while True:
-            try:
-                peer.sock.send(message, socket.MSG_DONTWAIT)
-                return
-            except BlockingIOError:
-                if self._closed:
-                    raise ClosedError(f"publisher {self._service!r} closed while sending") from None
-                select.select([], [peer.sock], [], 0.1)
-
-    def _unref(self, index: int) -> None:
-        # Under self._lock. The Slot drops here, and its index returns to the pool.
-        self._refs[index] -= 1
-        if self._refs[index] == 0:
-            del self._sent[index]
-
-    def send_eos(self) -> None:
-        """Tell every subscriber the stream ended (their receive() returns None, `ended`)."""
-        self._send_eos(report=True)
-
-    def _send_eos(self, *, report: bool) -> None:
-        message = bytes([Kind.EOS])
-        with self._lock:
-            targets = list(self._peers.values())
-        for peer in targets:
-            try:
-                self._push(peer, message)
-            except OSError as e:
-                self._drop(peer, e if report else None)
-
-    # -- the I/O thread -----------------------------------------------------------------
-
-    def _serve(self) -> None:
-        sel = self._sel
-        while True:
-            for key, _ in sel.select():
-                if key.fd == self._wake:
-                    return
-                if key.fileobj is self._lsock:
-                    self._accept()
-                else:
-                    self._read(key.data)
-
-    def _accept(self) -> None:
-        try:
-            conn, _ = self._lsock.accept()
-        except BlockingIOError:
-            return
-        pid, uid, _gid = _UCRED.unpack(
-            conn.getsockopt(socket.SOL_SOCKET, socket.SO_PEERCRED, _UCRED.size)
-        )
-        if uid != os.getuid():
-            conn.close()
-            self._report(
-                BrokenError(
-                    f"publisher {self._service!r} refused pid {pid}: uid {uid} is not "
-                    f"uid {os.getuid()} (SO_PEERCRED)"
-                )
-            )
-            return
-        pool = self._pool
-        peer = _Peer(conn, pid, pool.slots)
-        try:
-            # Slot offsets travel in HELLO: `slots` u64s after the header.
-            offsets = struct.pack(f"<{pool.slots}Q", *pool._offsets)
-            size = pool.segment.size
-            hello = HELLO.pack(Kind.HELLO, MAGIC, VERSION, 0, pool.slots, pool.slot_size, size)
-            socket.send_fds(conn, [hello + offsets], [self._fd])
-            conn.setblocking(False)
-        except OSError as e:
-            conn.close()
-            self._report(BrokenError(f"publisher {self._service!r}: {peer.name} hung up"), e)
-            return
-        with self._lock:
-            self._peers[conn.fileno()] = peer
-            self._sel.register(conn, selectors.EVENT_READ, peer)
-            self._lock.notify_all()
-
-    def _read(self, peer: _Peer) -> None:
-        sock = peer.sock
-        while True:
-            try:
-                data = sock.recv(64)
-            except BlockingIOError:
-                return
-            except OSError as e:
-                self._drop(peer, e)
-                return
-            if not data or data[0] == Kind.BYE:
-                self._drop(peer, None if data else ConnectionResetError("no BYE"))
-                return
-            if data[0] != Kind.RELEASE or len(data) != RELEASE.size:
-                self._drop(peer, ValueError(f"bad message {data[:16]!r}"))
-                return
-            index = RELEASE.unpack(data)[1]
-            with self._lock:
-                if index >= len(peer.held) or not peer.held[index]:
-                    bad = ValueError(f"release of slot {index}, which it does not hold")
-                else:
-                    bad = None
-                    peer.held[index] -= 1
-                    peer.pending -= 1
-                    self._unref(index)
-            if bad is not None:
-                self._drop(peer, bad)
-                return
-
-    def _drop(self, peer: _Peer, error: BaseException | None) -> None:
-        """Forget `peer` and give back every slot it held; report it unless it said BYE."""
-        with self._lock:
-            fd = peer.sock.fileno()
-            if fd < 0 or self._peers.get(fd) is not peer:
-                return
-            del self._peers[fd]
-            with contextlib.suppress(KeyError, ValueError):
-                self._sel.unregister(peer.sock)
-            peer.sock.close()
-            held = peer.pending
-            for index, n in enumerate(peer.held):
-                for _ in range(n):
-                    self._unref(index)
-            peer.held = [0] * len(peer.held)
-            peer.pending = 0
-        if error is not None:
-            self._report(
-                BrokenError(
-                    f"publisher {self._service!r}: {peer.name} went away holding {held} "
-                    f"slot(s); reclaimed them"
-                ),
-                error,
-            )
-
-    def _report(self, error: BrokenError, cause: BaseException | None = None) -> None:
-        error.__cause__ = cause
-        self._errors.append(error)
-        log.warning("%s", error)
-
-    # -- state --------------------------------------------------------------------------
-
-    @property
-    def service(self) -> str:
-        """The service name."""
-        return self._service
-
-    @property
-    def slot_size(self) -> int:
-        """Bytes per slot."""
-        return self._pool.slot_size
-
-    @property
-    def slots(self) -> int:
-        """Number of slots in the pool."""
-        return self._pool.slots
-
-    @property
-    def available(self) -> int:
-        """Slots free to loan right now (a snapshot)."""
-        return self._pool.available
-
-    @property
-    def subscribers(self) -> int:
-        """Connected subscribers right now."""
-        return len(self._peers)
-
-    @property
-    def errors(self) -> list[BrokenError]:
-        """Subscribers that went away without BYE or were refused (the latest 64)."""
-        return list(self._errors)
-
-    def wait_for_subscribers(self, n: int = 1, timeout: float | None = None) -> bool:
-        """Wait until at least `n` subscribers are connected; False after `timeout` s."""
-        with self._lock:
-            return self._lock.wait_for(lambda: len(self._peers) >= n or self._closed, timeout)
-
-    def close(self) -> None:
-        """Send EOS, disconnect every subscriber, stop the thread, close the pool. Idempotent.
-
-        Buffers subscribers still hold stay readable (their mappings are their own).
-        """
-        if self._closed:
-            return
-        self._send_eos(report=False)  # a subscriber that already left is no error now
-        self._closed = True
-        with self._lock:
-            self._lock.notify_all()
-        os.eventfd_write(self._wake, 1)
-        self._thread.join()
-        for peer in list(self._peers.values()):
-            self._drop(peer, None)
-        self._finalizer()
-        self._pool.close()
-
-    def __enter__(self) -> Self:
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.close()
-
-    def __repr__(self) -> str:
-        state = "closed" if self._closed else f"{self.subscribers} subscriber(s)"
-        return f"<Publisher {self._service!r} {self.slots} x {self.slot_size:,} bytes {state}>"
-
-
-# -- the subscriber -----------------------------------------------------------------------
+_HUP: Final = select.POLLHUP | select.POLLERR | select.POLLRDHUP | select.POLLNVAL
 
 
 class _LoanArray(np.ndarray[tuple[int], np.dtype[np.uint8]]):
     """The exporter behind a received buffer's view: keeps its `_Received` alive."""
 
+    __slots__ = ("_loan",)
+
     _loan: _Received
 
 
 class _Link:
-    """What received buffers share: the socket and the mapping, outliving the Subscriber."""
+    """What received buffers share with their Subscriber: the data mapping, the release
+    ring and the publisher's wake eventfd.
 
-    __slots__ = ("backlog", "closed", "offsets", "sock", "whole")
+    `close()` (the Subscriber's) ends the releases and closes the ring and the eventfd;
+    the data mapping stays while any buffer lives.
+    """
 
-    def __init__(self, sock: socket.socket, whole: Any, offsets: tuple[int, ...]) -> None:
-        self.sock = sock
-        self.whole = whole
-        self.offsets = offsets
-        self.backlog: collections.deque[bytes] = collections.deque()
+    __slots__ = (
+        "backlog",
+        "block",
+        "closed",
+        "lock",
+        "releases",
+        "slices",
+        "wake",
+        "words",
+    )
+
+    def __init__(self, block: ControlBlock, wake: int, slices: tuple[Any, ...]) -> None:
+        self.block = block
+        self.words = block.words
+        self.releases = ReleaseWriter(block)
+        self.wake = wake  # the publisher's wake eventfd
+        self.slices = slices  # per slot, a read-only uint8 array of the pool's mapping
+        self.backlog: collections.deque[int] = collections.deque()
+        self.lock = threading.Lock()  # the release ring's producer side, and close()
         self.closed = False
 
-    def release(self, message: bytes) -> None:
-        # Called from finalizers, in any thread: non-blocking, never raises.
+    def release(
+        self,
+        index: int,
+        _fence: Callable[[], None] = fence,
+        _write: Callable[[int, int], None] = os.eventfd_write,
+        _flag: int = PUB_SLEEPING,
+    ) -> None:
+        """Give slot `index` back. Called from finalizers, in any thread: never blocks,
+        never raises. A busy lock leaves the index in the backlog for its holder.
+
+        (The defaults bind what it needs, so that it still works while the interpreter
+        exits and module globals are being cleared.)
+        """
+        lock = self.lock
+        if lock.acquire(False):
+            try:
+                if self.backlog or self.closed or not self.releases.push(index):
+                    self.backlog.append(index)
+                    self._flush(_fence, _write, _flag)
+                else:
+                    _fence()  # our stamp store before the load of the publisher's flag
+                    if self.words[_flag]:
+                        try:
+                            _write(self.wake, 1)
+                        except OSError:
+                            pass  # an eventfd write fails only if the counter is full
+            finally:
+                lock.release()
+        else:
+            self.backlog.append(index)
+        # Every holder re-checks the backlog after letting go, so an index appended
+        # while the lock was held is never stranded.
+        backlog = self.backlog
+        while backlog and lock.acquire(False):
+            try:
+                moved = self._flush(_fence, _write, _flag)
+            finally:
+                lock.release()
+            if not moved:
+                return  # the ring is full (a broken publisher): receive() retries
+
+    def flush(self) -> None:
+        """Push the backlog (receive()'s thread; may wait for the lock briefly)."""
+        with self.lock:
+            self._flush(fence, os.eventfd_write, PUB_SLEEPING)
+
+    def _flush(
+        self, fence: Callable[[], None], write: Callable[[int, int], None], flag: int
+    ) -> int:
+        # Under self.lock.
+        backlog = self.backlog
         if self.closed:
-            return  # the publisher reclaims everything when our socket closes
-        try:
-            while self.backlog:
-                self.sock.send(self.backlog[0], socket.MSG_DONTWAIT)
-                self.backlog.popleft()
-            self.sock.send(message, socket.MSG_DONTWAIT)
-        except BlockingIOError:
-            self.backlog.append(message)  # sent by the next release or receive()
-        except OSError:
-            # The publisher is gone: nothing to return the slot to. Not an error here;
-            # receive() reports the broken link.
+            backlog.clear()  # the publisher reclaims everything when our socket closes
+            return 0
+        moved = self.releases.push_all(backlog)
+        if moved:
+            fence()  # our stamp stores before the load of the publisher's flag (_ring.py)
+            if self.words[flag]:
+                try:
+                    write(self.wake, 1)
+                except OSError:
+                    pass  # an eventfd write fails only if the counter is full
+        return moved
+
+    def close(self) -> None:
+        """End the releases, unmap the control block, close the eventfd. Idempotent."""
+        with self.lock:
+            if self.closed:
+                return
             self.closed = True
+            self.backlog.clear()
+            self.block.close()
+            os.close(self.wake)
 
 
 class _Received:
@@ -556,53 +212,64 @@ class _Received:
 
     __slots__ = ("_index", "_link", "size")
 
-    def __init__(self, link: _Link, index: int, size: int) -> None:
-        self._link, self._index, self.size = link, index, size
+    _index: int
+    _link: _Link
+    size: int
 
     def view(self) -> memoryview:
-        start = self._link.offsets[self._index]
-        array = self._link.whole[start : start + self.size].view(_LoanArray)
+        array = self._link.slices[self._index].view(_LoanArray)
         array._loan = self
         return array.data  # type: ignore[no-any-return]
 
     def __del__(self) -> None:
         # The cross-process twin of Slot.__del__: the last reference (and view) is gone,
-        # so tell the publisher. `_Link.release` never blocks and never raises.
-        self._link.release(RELEASE.pack(Kind.RELEASE, self._index))
+        # so give the slot back. `_Link.release` never blocks and never raises.
+        self._link.release(self._index)
 
 
-def _close_link(link: _Link, segment: MemfdSegment) -> None:
-    if not link.closed:
-        link.closed = True
-        # Blocking, briefly: a socket full of RELEASEs would drop a non-blocking BYE and
-        # make a clean close look like a crash to the publisher.
-        with contextlib.suppress(OSError):
-            link.sock.settimeout(0.5)
-            link.sock.send(bytes([Kind.BYE]))
-    link.sock.close()
+_new_received = _Received.__new__
+_new_buffer = Buffer.__new__
+
+
+def _close_subscriber(link: _Link, sock: socket.socket, wake: int, segment: MemfdSegment) -> None:
+    link.close()
+    # Blocking, briefly: BYE tells the publisher this close is no crash.
+    with contextlib.suppress(OSError):
+        sock.settimeout(0.5)
+        sock.send(bytes([Kind.BYE]))
+    sock.close()
+    os.close(wake)
     segment._discard()  # live buffers keep the mapping until the last of them goes
 
 
 class Subscriber:
     """Receive buffers from the `Publisher` of `service`, as read-only views of its memory.
 
-    Owns a socket and a read-only mapping: `close()` it, or use `with`. No thread.
-    Received buffers stay valid after close(); each returns its slot to the publisher when
-    its last reference (and every view of it) is dropped.
+    Owns a socket, a wake eventfd, the control block and a read-only mapping of the pool:
+    `close()` it, or use `with`. No thread. Received buffers stay valid after close();
+    each returns its slot to the publisher when its last reference (and every view of
+    it) is dropped. One thread at a time may call receive().
 
     Args:
         service: the publisher's service name.
         timeout: seconds to wait for the publisher to appear (None: it must exist now).
+        spin: seconds receive() polls an empty ring before it sleeps (0: sleep at once);
+            after the first 20 us each poll yields the CPU (DEFAULT_SPIN says why).
 
     Raises:
         BrokenError: no publisher (within `timeout`), or it refused us (another uid).
     """
 
-    def __init__(self, service: str, *, timeout: float | None = None) -> None:
+    def __init__(
+        self, service: str, *, timeout: float | None = None, spin: float = DEFAULT_SPIN
+    ) -> None:
         name = address(service)
         self._service = service
+        self._spin = max(spin, 0.0)
         deadline = time.monotonic() + (timeout or 0.0)
         sock = socket.socket(socket.AF_UNIX, socket.SOCK_SEQPACKET | socket.SOCK_CLOEXEC)
+        fds: list[int] = []
+        segment = block = None
         try:
             while True:
                 try:
@@ -614,91 +281,134 @@ class Subscriber:
                     time.sleep(0.01)
             sock.settimeout(5.0)  # HELLO follows accept at once; 5 s is generous
             try:
-                data, fds, _, _ = socket.recv_fds(sock, HELLO.size + 8 * MAX_SLOTS, 1)
+                data, fds, _, _ = socket.recv_fds(sock, HELLO.size + 8 * MAX_SLOTS, HELLO_FDS)
             except OSError as e:
                 raise BrokenError(f"publisher {service!r} hung up during HELLO") from e
             sock.settimeout(None)
-            for extra in fds[1:]:
-                os.close(extra)
-            if not data or not fds:
-                for fd in fds[:1]:
-                    os.close(fd)
+            if len(data) < HELLO.size or len(fds) != HELLO_FDS:
                 raise BrokenError(
                     f"publisher {service!r} refused the connection (another uid?) or exited"
                 )
             kind, magic, version, _, slots, slot_size, size = HELLO.unpack_from(data)
             if kind != Kind.HELLO or magic != MAGIC or version != VERSION:
-                os.close(fds[0])
                 raise BrokenError(f"publisher {service!r} speaks {magic!r} v{version}, not ours")
+            if len(data) != HELLO.size + 8 * slots:
+                raise BrokenError(f"publisher {service!r} sent a HELLO of {len(data)} bytes")
             offsets = struct.unpack_from(f"<{slots}Q", data, HELLO.size)
-            segment = MemfdSegment.from_fd(fds[0], size=size, readonly=True)
+            data_fd, ctl_fd, wake, pub_wake = fds
+            fds = [ctl_fd, wake, pub_wake]  # from_fd owns data_fd from here on
+            segment = MemfdSegment.from_fd(data_fd, size=size, readonly=True)
+            fds = [wake, pub_wake]  # and attach() ctl_fd
+            try:
+                block = ControlBlock.attach(ctl_fd)
+            except ValueError as e:
+                raise BrokenError(f"publisher {service!r} sent a bad control block") from e
         except BaseException:
-            sock.close()
+            for fd in fds:
+                os.close(fd)
+            for res in (block, segment, sock):
+                if res is not None:
+                    res.close()
             raise
-        self._segment = segment
+        self._slots = int(slots)
         self._slot_size = int(slot_size)
-        self._link = _Link(sock, np.frombuffer(segment.mmap, np.uint8), offsets)
-        self._rx = bytearray(_RX_SIZE)
+        whole = np.frombuffer(segment.mmap, np.uint8)
+        slices = tuple(whole[o : o + slot_size] for o in offsets)
+        self._link = link = _Link(block, pub_wake, slices)
+        self._words = link.words
+        self._ring = DescriptorReader(block)
+        self._wake = wake
         self._poll = select.poll()
-        self._poll.register(sock, select.POLLIN)
+        self._poll.register(wake, select.POLLIN)
+        self._poll.register(sock, select.POLLRDHUP)  # POLLHUP always: the publisher is gone
         self._caps: Caps | None = None
         self._ended = False
-        self._finalizer = weakref.finalize(self, _close_link, self._link, segment)
+        self._open = True
+        self._finalizer = weakref.finalize(self, _close_subscriber, link, sock, wake, segment)
 
     def receive(self, timeout: float | None = None) -> Buffer | None:
         """The next buffer, read-only and zero-copy; None after `timeout` s or at EOS
         (then `ended` is True).
 
         Raises:
-            BrokenError: the publisher died (its socket closed without EOS).
+            BrokenError: the publisher died (its socket closed without EOS), or sent a
+                descriptor that makes no sense.
             ClosedError: this subscriber is closed.
         """
-        link = self._link
-        if not self._finalizer.alive:
+        if not self._open:
             raise ClosedError(f"cannot receive on closed subscriber {self._service!r}")
         if self._ended:
             return None
+        link = self._link
         if link.backlog:
-            with contextlib.suppress(BlockingIOError):
-                while link.backlog:
-                    link.sock.send(link.backlog[0], socket.MSG_DONTWAIT)
-                    link.backlog.popleft()
-        rx = self._rx
+            link.flush()
         try:
-            # The socket stays blocking: a timeout on it would make the finalizers'
-            # MSG_DONTWAIT sends wait for room (CPython's sock_call retries after select).
-            if timeout is not None and not self._poll.poll(max(timeout, 0.0) * 1000.0):
-                return None
-            n = link.sock.recv_into(rx)
-        except OSError as e:
-            link.closed = True
-            raise BrokenError(f"publisher {self._service!r} went away") from e
-        if n == 0:
-            link.closed = True
-            raise BrokenError(f"publisher {self._service!r} went away (no EOS)")
-        if rx[0] == Kind.EOS:
+            entry = self._ring.get()
+            if entry is None:
+                entry = self._wait(timeout)
+                if entry is None:
+                    return None
+        except ValueError as e:
+            raise BrokenError(f"publisher {self._service!r} broke the ring: {e}") from e
+        size, index, caps, flags, sequence, pts, dts, duration, offset = entry
+        if index == EOS_SLOT:
             self._ended = True
             return None
-        _, index, start, size, seq, pts, dts, duration, offset, flags, ncaps = BUFFER.unpack_from(
-            rx
-        )
-        if ncaps == _NO_CAPS:
-            self._caps = None
-        elif ncaps:
-            self._caps = Caps.from_string(rx[BUFFER.size : BUFFER.size + ncaps].decode())
-        return Buffer(
-            _Received(link, index, self._slot_size),
-            start=start,
-            size=size,
-            caps=self._caps,
-            sequence=seq,
-            pts=pts,
-            dts=dts,
-            duration=duration,
-            offset=offset,
-            flags=flags,
-            readonly=True,
-        )
+        if caps:
+            self._caps = None if caps == NO_CAPS else Caps.from_string(caps)
+        if index >= self._slots:
+            raise BrokenError(f"publisher {self._service!r} sent slot {index} of {self._slots}")
+        # The owner first: from here on, dropping it gives the slot back.
+        owner = _new_received(_Received)
+        owner._link, owner._index, owner.size = link, index, self._slot_size
+        if size > self._slot_size:
+            raise BrokenError(
+                f"publisher {self._service!r} sent {size:,} bytes in a slot of {self._slot_size:,}"
+            )
+        # Buffer's fields, set once (Buffer._wrap's fast path, with all of them known).
+        buf = _new_buffer(Buffer)
+        buf._owner, buf._mem, buf._start, buf._size, buf._readonly = owner, None, 0, size, True
+        buf.caps, buf.sequence, buf.pts, buf.dts = self._caps, sequence, pts, dts
+        buf.duration, buf.offset, buf.flags = duration, offset, flags
+        return buf
+
+    def _wait(self, timeout: float | None) -> tuple[Any, ...] | None:
+        """receive()'s slow path: spin, then sleep until a descriptor comes."""
+        ring = self._ring
+        ready = ring.ready
+        spin = self._spin if timeout is None else min(self._spin, timeout)
+        if spin > 0:  # see DEFAULT_SPIN
+            clock, now = time.perf_counter, time.perf_counter()
+            end, hot = now + spin, now + min(spin, HOT_SPIN)
+            while now < end:
+                if ready():
+                    return ring.get()
+                now = clock()
+                if now > hot:
+                    os.sched_yield()
+        deadline = None if timeout is None else time.monotonic() + timeout
+        words = self._words
+        try:
+            while True:
+                words[SUB_SLEEPING] = 1
+                fence()  # our flag before our load of the stamp (see Publisher.send)
+                if ready():
+                    return ring.get()
+                wait = -1.0
+                if deadline is not None:
+                    wait = (deadline - time.monotonic()) * 1000.0
+                    if wait <= 0:
+                        return None
+                for fd, events in self._poll.poll(wait):
+                    if fd == self._wake:
+                        with contextlib.suppress(BlockingIOError):
+                            os.eventfd_read(fd)
+                    elif events & _HUP:
+                        if ready():  # what it sent before it went comes first
+                            return ring.get()
+                        raise BrokenError(f"publisher {self._service!r} went away (no EOS)")
+        finally:
+            words[SUB_SLEEPING] = 0
 
     @property
     def ended(self) -> bool:
@@ -712,6 +422,7 @@ class Subscriber:
 
     def close(self) -> None:
         """Say BYE and close the socket. Idempotent; received buffers stay readable."""
+        self._open = False
         self._finalizer()
 
     def __enter__(self) -> Self:
@@ -721,5 +432,5 @@ class Subscriber:
         self.close()
 
     def __repr__(self) -> str:
-        state = "closed" if not self._finalizer.alive else "open"
+        state = "open" if self._open else "closed"
         return f"<Subscriber {self._service!r} {state}>"
