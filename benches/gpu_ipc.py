@@ -1,4 +1,5 @@
-"""GPU handoffs: a device buffer to another process, pinned uploads, Vulkan -> CUDA import.
+"""GPU handoffs: a device buffer to another process, pinned uploads, the cudaupload
+element, Vulkan -> CUDA import.
 
 Scenarios (each a rate, so `ratio` = ours / peer and above 1 is better):
 - `cuda-handoff-<size>`: hand a device buffer to a child process: export its legacy CUDA
@@ -12,6 +13,17 @@ Scenarios (each a rate, so `ratio` = ours / peer and above 1 is better):
   (`cuMemcpyHtoDAsync`) + stream sync, against CuPy's own pinned memory
   (`cupyx.empty_pinned` + `ndarray.set(..., stream)`) or, without CuPy, a bare
   `cuMemAllocHost` + `cuMemcpyHtoD` (goal: >= 0.8x).
+- `cudaupload-<size>[-async]`: the `cudaupload` element in
+  `fakesrc sizetype=fixed sizemax=<size> num-buffers=N pool-slots=4 ! cudaupload ! fakesink`
+  (timed around `Pipeline.run()`, parse excluded), GB/s of buffers uploaded, against the
+  plain pinned H2D bandwidth of the same buffers measured in the same run (N
+  `cuMemcpyHtoDAsync` of `size` bytes from a `PinnedHostBuffer`, one stream sync; goal:
+  >= 0.8x). fakesrc's pool memory is pageable, so the element first copies each buffer
+  into a pinned staging slot (`ctypes.memmove`, split over `copy-threads=4` threads) and
+  only then queues the H2D copy: `-async` is `sync=false pool-slots=16 staging-slots=4`,
+  which overlaps the host copy of one buffer with the H2D copy of the previous;
+  `-1thread` is `copy-threads=1`, the staging copy on the streaming thread alone. The notes print what bounds it: the host
+  pageable -> pinned copy rate, and `cuMemcpyHtoD` straight from pageable memory.
 - `vulkan-import-<size>`: `import_vulkan_buffer` + `close()` of a device-local Vulkan
   buffer's memory, imports/s, against Vulkan's own import of the same fd into a second
   device (`import_buffer`), where the `vulkan` package and an NVIDIA Vulkan driver exist.
@@ -33,7 +45,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "src"))
 
-from _common import Result, args, medians, report
+from _common import Result, args, median_time, medians, report
 
 MiB = 1 << 20
 GiB = 1 << 30
@@ -180,6 +192,113 @@ def upload(ctx: object, size: int, repeats: int) -> Result:
     )
 
 
+def _pinned_h2d(ctx: object, size: int, count: int, repeats: int) -> float:
+    """Seconds for `count` pinned H2D copies of `size` bytes on one stream (median)."""
+    from parallax.gpu import CudaBuffer, CudaStream, PinnedHostBuffer
+
+    with (
+        PinnedHostBuffer(ctx, size) as pinned,  # type: ignore[arg-type]
+        CudaBuffer(ctx, size) as buf,  # type: ignore[arg-type]
+        CudaStream(ctx) as stream,  # type: ignore[arg-type]
+    ):
+        pinned.array()[:] = 5
+
+        def copies() -> float:
+            t0 = time.perf_counter()
+            for _ in range(count):
+                buf.upload(pinned, stream=stream)
+            stream.synchronize()
+            return time.perf_counter() - t0
+
+        return median_time(copies, repeats, warmup=1)
+
+
+def _bounds(ctx: object, size: int, repeats: int) -> list[str]:
+    """What limits the element: host pageable -> pinned copies, and pageable H2D."""
+    import ctypes
+
+    import numpy as np
+
+    from parallax.elements._cuda import _Copier
+    from parallax.gpu import CudaBuffer, PinnedHostBuffer
+    from parallax.gpu._cuda import check
+
+    src = np.full(size, 7, dtype=np.uint8)  # pageable, touched
+    with PinnedHostBuffer(ctx, size) as pinned, CudaBuffer(ctx, size) as buf:  # type: ignore[arg-type]
+        drv = buf.context._drv
+
+        copier = _Copier(4)
+
+        def memmove() -> None:
+            ctypes.memmove(pinned.ptr, src.ctypes.data, size)
+
+        def threaded() -> None:
+            copier.memmove(pinned.ptr, src.ctypes.data, size)
+
+        def pageable() -> None:
+            check("cuMemcpyHtoD", drv.cuMemcpyHtoD(buf.ptr, src.ctypes.data, size))
+
+        fns = {"memmove": memmove, "threaded": threaded, "pageable": pageable}
+        meds = medians(fns, repeats, warmup=2)
+        copier.close()
+    rate = {key: size / seconds / 1e9 for key, seconds in meds.items()}
+    return [
+        f"# bound: pageable -> pinned memmove {rate['memmove']:.1f} GB/s on one thread, "
+        f"{rate['threaded']:.1f} GB/s on 4 (cudaupload's copy-threads=4); cuMemcpyHtoD "
+        f"straight from pageable memory {rate['pageable']:.1f} GB/s"
+    ]
+
+
+def element_upload(
+    ctx: object, size: int, count: int, repeats: int
+) -> tuple[list[Result], list[str]]:
+    """cudaupload's throughput (sync and async) against plain pinned H2D copies."""
+    import parallax
+    from parallax.elements._cuda import CudaUpload
+    from parallax.elements._fake import FakeSink, FakeSrc
+    from parallax.pipeline import registry
+
+    for cls in (FakeSrc, FakeSink, CudaUpload):
+        registry.register(cls)
+    src = f"fakesrc sizetype=fixed sizemax={size} num-buffers={count} pool-slots=4"
+    launches = {
+        "sync": f"{src} ! cudaupload ! fakesink",
+        "async": f"{src} ! cudaupload sync=false pool-slots=16 staging-slots=4 ! fakesink",
+        "1thread": f"{src} ! cudaupload copy-threads=1 ! fakesink",
+    }
+
+    def element(launch: str) -> float:
+        pipeline = parallax.parse_launch(launch)
+        t0 = time.perf_counter()
+        pipeline.run(timeout=120)
+        took = time.perf_counter() - t0
+        down = pipeline.metrics()
+        sink = next(m for name, m in down.items() if name.startswith("fakesink"))
+        if sink["buffers_in"] != count:
+            raise RuntimeError(f"fakesink saw {sink['buffers_in']} buffers, not {count}")
+        return took
+
+    meds = medians(
+        {key: (lambda launch=launch: element(launch)) for key, launch in launches.items()},
+        repeats,
+        warmup=1,
+    )
+    peer = size * count / _pinned_h2d(ctx, size, count, repeats) / 1e9
+    name = f"{count} pinned cuMemcpyHtoDAsync of {size // MiB} MiB, same run"
+    results = [
+        Result(
+            f"cudaupload-{size // MiB}MiB{'' if key == 'sync' else '-' + key}",
+            size * count / seconds / 1e9,
+            peer,
+            name,
+            "GB/s",
+            repeats,
+        )
+        for key, seconds in meds.items()
+    ]
+    return results, _bounds(ctx, size, repeats)
+
+
 def vulkan_import(ctx: object, size: int, repeats: int) -> Result | str:
     from parallax._errors import MissingExtra
     from parallax.gpu import (
@@ -241,6 +360,9 @@ def main() -> None:
     notes: list[str] = [f"# device: {ctx.name}"]
     with ctx:
         results = [handoff(ctx, big, repeats), upload(ctx, big // 4, repeats)]
+        uploads, bounds = element_upload(ctx, 8 * MiB, 64 if opts.quick else 256, repeats)
+        results += uploads
+        notes += bounds
         got = vulkan_import(ctx, 256 * MiB if not opts.quick else 16 * MiB, repeats)
         if isinstance(got, str):
             notes.append(f"# {got}")

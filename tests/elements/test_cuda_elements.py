@@ -7,7 +7,12 @@ the host-access error, the `__cuda_array_interface__` window and the caps rewrit
 
 from __future__ import annotations
 
+import ctypes
+import gc
 import importlib
+import os
+import time
+import weakref
 import zlib
 from collections.abc import Iterator
 from types import SimpleNamespace
@@ -26,12 +31,14 @@ from parallax.elements._cuda import (
     CudaMemory,
     CudaMemoryError,
     CudaUpload,
+    _Copier,
     cuda_caps,
     cuda_memory,
     host_caps,
     is_cuda_caps,
 )
 from parallax.elements._tee import Tee
+from parallax.gpu import _dlpack
 from parallax.pipeline import MessageType, registry
 
 for _cls in (AppSrc, AppSink, Tee, CudaUpload, CudaDownload):
@@ -78,6 +85,131 @@ def test_host_buffers_have_no_cuda_array_interface() -> None:
     assert cuda_memory(buf) is None
 
 
+# -- DLPack capsules (no GPU: a fake pointer, or host memory read back by NumPy) -------
+
+
+def _capsule_pointer(capsule: Any, name: bytes) -> int:
+    api = ctypes.pythonapi
+    api.PyCapsule_IsValid.argtypes = [ctypes.py_object, ctypes.c_char_p]
+    api.PyCapsule_IsValid.restype = ctypes.c_int
+    api.PyCapsule_GetPointer.argtypes = [ctypes.py_object, ctypes.c_char_p]
+    api.PyCapsule_GetPointer.restype = ctypes.c_void_p
+    assert api.PyCapsule_IsValid(capsule, name), f"not a {name!r} capsule: {capsule!r}"
+    return int(api.PyCapsule_GetPointer(capsule, name))
+
+
+def test_dlpack_structures_have_the_dlpack_h_layout() -> None:
+    assert ctypes.sizeof(_dlpack.DLTensor) == 48
+    assert ctypes.sizeof(_dlpack.DLManagedTensor) == 64
+    assert _dlpack.DLManagedTensor.deleter.offset == 56
+    assert ctypes.sizeof(_dlpack.DLManagedTensorVersioned) == 80
+    assert _dlpack.DLManagedTensorVersioned.flags.offset == 24
+    assert _dlpack.DLManagedTensorVersioned.dl_tensor.offset == 32
+
+
+def test_gpu_buffer_dlpack_capsule_with_a_fake_pointer() -> None:
+    ptr = 0x7F0000001000
+    buf = Buffer(CudaMemory(_fake_memory(100, ptr), size=80)).sub(16, 32)
+    assert buf.__dlpack_device__() == (2, 0)
+    before = _dlpack.live_exports()
+    capsule = buf.__dlpack__(stream=-1)
+    assert "dltensor" in repr(capsule) and "versioned" not in repr(capsule)
+    managed = _dlpack.DLManagedTensor.from_address(_capsule_pointer(capsule, b"dltensor"))
+    tensor = managed.dl_tensor
+    assert tensor.data == ptr + 16 and tensor.byte_offset == 0
+    assert (tensor.device.device_type, tensor.device.device_id) == (2, 0)
+    assert (tensor.dtype.code, tensor.dtype.bits, tensor.dtype.lanes) == (1, 8, 1)
+    assert tensor.ndim == 1 and tensor.shape[0] == 32 and not tensor.strides
+    assert managed.deleter
+    assert _dlpack.live_exports() == before + 1
+    del tensor, managed, capsule  # dropped unconsumed: the destructor runs the deleter
+    assert _dlpack.live_exports() == before
+    versioned = buf.__dlpack__(max_version=(1, 0), stream=-1)
+    managed_v = _dlpack.DLManagedTensorVersioned.from_address(
+        _capsule_pointer(versioned, b"dltensor_versioned")
+    )
+    assert (managed_v.version.major, managed_v.version.minor) == (1, 0)
+    assert managed_v.flags == 0 and managed_v.dl_tensor.data == ptr + 16
+    del managed_v, versioned
+    assert _dlpack.live_exports() == before
+    with pytest.raises(BufferError, match="device"):
+        buf.__dlpack__(dl_device=(1, 0))
+    with pytest.raises(BufferError, match="copy"):
+        buf.__dlpack__(copy=True)
+    with pytest.raises(ValueError, match="stream"):
+        buf.__dlpack__(stream=0)
+    with pytest.raises(ValueError, match="outside"):
+        CudaMemory(_fake_memory(8)).dlpack_window(4, 8)
+
+
+def test_a_consumed_capsule_is_released_by_the_consumers_deleter_call() -> None:
+    class Owner:
+        pass
+
+    owner = Owner()
+    ref = weakref.ref(owner)
+    capsule = _dlpack.to_capsule(0x1000, 8, (2, 0), owner)
+    del owner
+    address = _capsule_pointer(capsule, b"dltensor")
+    # What a consumer does: rename the capsule, keep the tensor, call the deleter later.
+    ctypes.pythonapi.PyCapsule_SetName.argtypes = [ctypes.py_object, ctypes.c_char_p]
+    assert ctypes.pythonapi.PyCapsule_SetName(capsule, b"used_dltensor") == 0
+    del capsule  # renamed: its destructor leaves the tensor alone
+    assert ref() is not None
+    managed = _dlpack.DLManagedTensor.from_address(address)
+    deleter = ctypes.CFUNCTYPE(None, ctypes.c_void_p)(managed.deleter)
+    del managed
+    deleter(address)
+    assert ref() is None
+
+
+@pytest.mark.parametrize("max_version", [None, (1, 0)])
+def test_dlpack_capsules_are_read_by_numpy(max_version: tuple[int, int] | None) -> None:
+    host = np.arange(64, dtype=np.uint8)
+
+    class Exporter:
+        def __dlpack_device__(self) -> tuple[int, int]:
+            return (1, 0)
+
+        def __dlpack__(self, **kwargs: Any) -> Any:
+            versioned = _dlpack.wants_versioned(max_version)
+            return _dlpack.to_capsule(
+                host.ctypes.data, host.nbytes, (1, 0), self, versioned=versioned
+            )
+
+    exporter = Exporter()
+    ref = weakref.ref(exporter)
+    arr = np.from_dlpack(exporter)
+    del exporter
+    assert arr.ctypes.data == host.ctypes.data and arr.dtype == np.uint8
+    assert arr.tolist() == list(range(64))
+    assert ref() is not None  # the consumer holds the owner
+    del arr
+    gc.collect()
+    assert ref() is None
+
+
+def test_read_only_exports_need_a_versioned_capsule() -> None:
+    host = np.zeros(8, dtype=np.uint8)
+    with pytest.raises(BufferError, match="read-only"):
+        _dlpack.to_capsule(host.ctypes.data, 8, (1, 0), None, readonly=True)
+    capsule = _dlpack.to_capsule(host.ctypes.data, 8, (1, 0), None, versioned=True, readonly=True)
+    address = _capsule_pointer(capsule, b"dltensor_versioned")
+    assert _dlpack.DLManagedTensorVersioned.from_address(address).flags == 1
+
+
+def test_staging_copier_splits_large_copies_exactly() -> None:
+    copier = _Copier(4)
+    try:
+        for n in (0, 10, (1 << 20) - 1, 1 << 20, (3 << 20) + 5, (8 << 20) + 12345):
+            src = np.random.default_rng(n).integers(0, 256, n, dtype=np.uint8)
+            dst = np.zeros(n + 64, dtype=np.uint8)
+            copier.memmove(dst.ctypes.data, src.ctypes.data, n)
+            assert dst[:n].tobytes() == src.tobytes() and not dst[n:].any()
+    finally:
+        copier.close()
+
+
 def test_caps_gain_and_lose_the_memory_field() -> None:
     caps = Caps.from_string("video/raw,width=4,height=2")
     gpu = cuda_caps(caps)
@@ -92,7 +224,7 @@ def test_elements_are_registered_with_their_properties() -> None:
     up = registry.get("cudaupload")
     assert up is CudaUpload
     names = [p.name for p in up.properties()]
-    assert {"device", "pool-slots", "staging-slots", "sync"} <= set(names)
+    assert {"device", "pool-slots", "staging-slots", "sync", "copy-threads"} <= set(names)
     assert registry.get("cudadownload") is CudaDownload
 
 
@@ -183,6 +315,24 @@ def test_upload_download_round_trip(cupy: Any, sync: bool) -> None:
         assert [b.pts for b in got] == [i * 1000 for i in range(21)]
         assert got[0].caps == Caps.from_string("video/raw,width=4")
         assert all(cuda_memory(b) is None for b in got)
+    finally:
+        p.stop()
+
+
+@pytest.mark.gpu
+@pytest.mark.parametrize("threads", [1, 3])
+def test_large_buffers_round_trip_through_threaded_staging_copies(cupy: Any, threads: int) -> None:
+    rng = np.random.default_rng(threads)
+    sizes = [(8 << 20) + 12345, 3 << 20, (1 << 20) - 1, 5]
+    frames = [rng.integers(0, 256, n, dtype=np.uint8).tobytes() for n in sizes]
+    p = _run(
+        f"appsrc name=src max-buffers=0 ! cudaupload copy-threads={threads} sync=false "
+        f"! cudadownload copy-threads={threads} ! appsink name=out max-buffers=0",
+        frames,
+    )
+    try:
+        got = _drain(p, "out")
+        assert [zlib.crc32(b.view) for b in got] == [zlib.crc32(f) for f in frames]
     finally:
         p.stop()
 
@@ -303,3 +453,75 @@ def test_procqueue_carries_gpu_buffers_as_ipc_handles(cupy: Any, tmp_path: Any) 
     p.run(timeout=60)
     assert (tmp_path / "out").read_bytes() == data
     assert p.metrics()["down"]["buffers_in"] == 3
+
+
+# -- DLPack from pipeline buffers ----------------------------------------------------------
+
+
+@pytest.mark.gpu
+def test_gpu_buffers_export_dlpack_windows_without_a_copy(cupy: Any) -> None:
+    try:
+        torch = importlib.import_module("torch")
+    except ImportError:
+        pytest.skip("needs torch")
+    frames = [bytes(range(256)) * 64]
+    # sync=false: the consumer's stream must wait on the buffer's event (from __dlpack__).
+    p = _run(
+        "appsrc name=src max-buffers=0 ! cudaupload sync=false ! appsink name=out max-buffers=0",
+        frames,
+    )
+    try:
+        (buf,) = _drain(p, "out")
+        assert buf.__dlpack_device__() == (2, 0)
+        owner = cuda_memory(buf)
+        assert owner is not None
+        memory = weakref.ref(owner.memory)
+        ptr = owner.ptr
+        del owner
+        t = torch.from_dlpack(buf)
+        assert t.data_ptr() == ptr and t.numel() == len(frames[0])
+        assert t.cpu().numpy().tobytes() == frames[0]
+        sub = torch.from_dlpack(buf.sub(256, 512))
+        assert sub.data_ptr() == ptr + 256
+        assert cupy.from_dlpack(buf.sub(1024, 16)).data.ptr == ptr + 1024
+        del buf
+    finally:
+        p.stop()
+    del p
+    gc.collect()
+    live = memory()
+    assert live is not None and not live.closed, "the pool slot was freed under a tensor"
+    del live
+    assert sub.cpu().numpy().tobytes() == frames[0][256:768]
+    assert t.cpu().numpy().tobytes() == frames[0]
+    del t, sub
+    gc.collect()
+    assert memory() is None  # the stopped pool's slot is freed with its last tensor
+
+
+@pytest.mark.gpu
+def test_jax_reads_a_gpu_buffer_through_dlpack(cupy: Any) -> None:
+    os.environ.setdefault("XLA_PYTHON_CLIENT_PREALLOCATE", "false")
+    try:
+        jax = importlib.import_module("jax")
+        jax.devices("gpu")
+    except (ImportError, RuntimeError) as e:
+        pytest.skip(f"needs jax with its CUDA plugin: {e}")
+    frames = [bytes(range(256)) * 16]
+    p = _run("appsrc name=src max-buffers=0 ! cudaupload ! appsink name=out max-buffers=0", frames)
+    try:
+        (buf,) = _drain(p, "out")
+        ptr = buf.__cuda_array_interface__["data"][0]
+        x = jax.dlpack.from_dlpack(buf)
+        assert x.unsafe_buffer_pointer() == ptr
+        assert np.asarray(x).tobytes() == frames[0]
+        assert int(x.astype("int32").sum()) == sum(frames[0])
+        before = _dlpack.live_exports()
+        del x, buf
+        deadline = time.monotonic() + 10
+        while _dlpack.live_exports() >= before and time.monotonic() < deadline:
+            gc.collect()
+            time.sleep(0.01)
+        assert _dlpack.live_exports() == before - 1, "JAX never called the DLPack deleter"
+    finally:
+        p.stop()

@@ -1,13 +1,15 @@
 """CUDA device memory across processes (legacy IPC and VMM fds), interprocess events,
-pinned staging memory, Vulkan -> CUDA import, and the errors bad input gets.
+pinned staging memory, DLPack export to JAX, torch and CuPy, Vulkan -> CUDA import
+(memory and a timeline semaphore), and the errors bad input gets.
 
-Needs an NVIDIA GPU, cuda-bindings and CuPy (torch is used where present); the Vulkan
-test also needs the `vulkan` package and the NVIDIA Vulkan driver.
+Needs an NVIDIA GPU, cuda-bindings and CuPy (torch and JAX are used where present); the
+Vulkan tests also need the `vulkan` package and the NVIDIA Vulkan driver.
 """
 
 from __future__ import annotations
 
 import dataclasses
+import gc
 import hashlib
 import importlib
 import json
@@ -15,7 +17,9 @@ import os
 import socket
 import subprocess
 import sys
-from collections.abc import Iterator
+import time
+import weakref
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -32,8 +36,13 @@ from parallax.gpu import (
     HandleKind,
     PinnedHostBuffer,
     Sharing,
+    _dlpack,
     import_vulkan_buffer,
+    import_vulkan_semaphore,
 )
+
+# JAX would otherwise take 75% of the GPU's memory when it first starts.
+os.environ.setdefault("XLA_PYTHON_CLIENT_PREALLOCATE", "false")
 
 pytestmark = pytest.mark.gpu
 CHILD = Path(__file__).with_name("_cuda_child.py")
@@ -341,3 +350,188 @@ def test_vulkan_buffer_seen_by_cuda(ctx: CudaContext, vulkan_device: Any) -> Non
             import_vulkan_buffer(ctx, handle2, fd2)
         with pytest.raises(HandleError, match="device_uuid"):
             import_vulkan_buffer(ctx, dataclasses.replace(handle2, device_uuid=bytes(16)), 0)
+
+
+# -- DLPack ------------------------------------------------------------------------------
+
+
+def _torch() -> Any:
+    torch = _module("torch")
+    if torch is None or not torch.cuda.is_available():
+        pytest.skip("needs torch with CUDA")
+    return torch
+
+
+def _jax() -> Any:
+    jax = _module("jax")
+    if jax is None:
+        pytest.skip("needs jax with its CUDA plugin")
+    try:
+        jax.devices("gpu")
+    except RuntimeError as e:
+        pytest.skip(f"jax has no GPU backend: {e}")
+    return jax
+
+
+def _released(ref: weakref.ref[Any], seconds: float = 10.0) -> bool:
+    """True once `ref` is dead (a consumer may free its tensor from another thread)."""
+    deadline = time.monotonic() + seconds
+    while True:
+        gc.collect()
+        if ref() is None:
+            return True
+        if time.monotonic() > deadline:
+            return False
+        time.sleep(0.01)
+
+
+def _dlpack_keeps_the_owner(
+    ctx: CudaContext, consume: Callable[[CudaBuffer], tuple[Any, int]], read: Callable[[Any], bytes]
+) -> None:
+    """`consume(buf)` -> (tensor, its data pointer): the pointer is `buf.ptr`; the buffer
+    outlives its last Python name while the tensor lives, and goes once it is freed."""
+    n = 1 << 16
+    data = _pattern(n)
+    buf = CudaBuffer(ctx, n)  # no `with`: only the capsule may keep it alive
+    _fill(buf, data)
+    assert buf.__dlpack_device__() == (2, ctx.ordinal)
+    ptr, ref = buf.ptr, weakref.ref(buf)
+    before = _dlpack.live_exports()
+    tensor, got = consume(buf)
+    assert got == ptr  # zero copy
+    del buf
+    gc.collect()
+    alive = ref()
+    assert alive is not None and not alive.closed, "the consumer's tensor lost its memory"
+    del alive
+    assert read(tensor) == data
+    del tensor
+    assert _released(ref), "the consumer never called the DLPack deleter"
+    assert _dlpack.live_exports() == before
+
+
+def test_dlpack_to_torch_is_zero_copy_and_keeps_the_buffer(ctx: CudaContext) -> None:
+    torch = _torch()
+
+    def consume(buf: CudaBuffer) -> tuple[Any, int]:
+        t = torch.from_dlpack(buf)  # torch asks for a versioned capsule (max_version)
+        assert t.dtype == torch.uint8 and t.device.type == "cuda" and t.shape == (buf.size,)
+        return t, int(t.data_ptr())
+
+    _dlpack_keeps_the_owner(ctx, consume, lambda t: t.cpu().numpy().tobytes())
+
+
+def test_dlpack_legacy_capsule_to_torch(ctx: CudaContext) -> None:
+    _torch()
+    from torch.utils.dlpack import from_dlpack
+
+    def consume(buf: CudaBuffer) -> tuple[Any, int]:
+        capsule = buf.__dlpack__()  # no max_version: the unversioned "dltensor"
+        assert "dltensor" in repr(capsule) and "versioned" not in repr(capsule)
+        t = from_dlpack(capsule)
+        return t, int(t.data_ptr())
+
+    _dlpack_keeps_the_owner(ctx, consume, lambda t: t.cpu().numpy().tobytes())
+
+
+def test_dlpack_to_cupy_is_zero_copy_and_keeps_the_buffer(ctx: CudaContext) -> None:
+    import cupy
+
+    def consume(buf: CudaBuffer) -> tuple[Any, int]:
+        arr = cupy.from_dlpack(buf)
+        assert arr.dtype == cupy.uint8 and arr.shape == (buf.size,)
+        return arr, int(arr.data.ptr)
+
+    _dlpack_keeps_the_owner(ctx, consume, lambda a: a.get().tobytes())
+
+
+def test_dlpack_to_jax_is_zero_copy_and_keeps_the_buffer(ctx: CudaContext) -> None:
+    jax = _jax()
+    import numpy as np
+
+    def consume(buf: CudaBuffer) -> tuple[Any, int]:
+        x = jax.dlpack.from_dlpack(buf)  # JAX reads no __cuda_array_interface__
+        assert x.dtype == np.uint8 and x.shape == (buf.size,)
+        return x, int(x.unsafe_buffer_pointer())
+
+    _dlpack_keeps_the_owner(ctx, consume, lambda x: np.asarray(x).tobytes())
+
+
+def test_dlpack_arguments_are_checked(ctx: CudaContext) -> None:
+    with CudaBuffer(ctx, 4096) as buf:
+        before = _dlpack.live_exports()
+        for form in (None, 1, 2, -1):  # accepted; each capsule is dropped unconsumed
+            buf.__dlpack__(stream=form)
+        with CudaStream(ctx) as stream:
+            buf.__dlpack__(stream=stream.ptr)
+        assert "versioned" in repr(buf.__dlpack__(max_version=(1, 1)))
+        assert _dlpack.live_exports() == before  # unconsumed capsules ran their deleter
+        with pytest.raises(ValueError, match="stream"):
+            buf.__dlpack__(stream=0)
+        with pytest.raises(BufferError, match="device"):
+            buf.__dlpack__(dl_device=(2, ctx.ordinal + 1))
+        with pytest.raises(BufferError, match="copy"):
+            buf.__dlpack__(copy=True)
+        assert buf.__dlpack__(dl_device=(2, ctx.ordinal), copy=False) is not None
+    with pytest.raises(ClosedError):
+        buf.__dlpack__()
+
+
+# -- Vulkan timeline semaphore in CUDA -----------------------------------------------------
+
+
+@pytest.mark.vulkan
+@pytest.mark.parametrize("host_visible", [True, False])
+def test_vulkan_timeline_semaphore_signalled_by_cuda(
+    ctx: CudaContext, vulkan_device: Any, host_visible: bool
+) -> None:
+    """CUDA writes into a Vulkan buffer and signals value 1 of a Vulkan timeline
+    semaphore on its stream; Vulkan waits for 1 on the host and reads the bytes. Then the
+    reverse: CUDA's stream waits for 2, which the Vulkan host signals."""
+    import cupy
+
+    from parallax.gpu import SharedBuffer, SharedSemaphore
+
+    if vulkan_device.device_uuid != ctx.uuid:
+        pytest.skip(f"the Vulkan device {vulkan_device.name!r} is not this CUDA device")
+    if not (vulkan_device.has_external_semaphore_fd and vulkan_device.has_timeline_semaphore):
+        pytest.skip("the Vulkan device cannot export timeline semaphores as fds")
+    n = 4 << 20
+    with (
+        SharedBuffer(vulkan_device, n, host_visible=host_visible) as vbuf,
+        SharedSemaphore(vulkan_device, timeline=True) as sem,
+    ):
+        vbuf.write(bytes(n))
+        handle, fd = vbuf.export()
+        try:
+            ext = import_vulkan_buffer(ctx, handle, fd)
+        finally:
+            os.close(fd)
+        sem_handle, sfd = sem.export()
+        assert sem_handle.timeline
+        try:
+            csem = import_vulkan_semaphore(ctx, sfd, timeline=True)
+        finally:
+            os.close(sfd)
+        with ext, csem, CudaStream(ctx) as stream:
+            assert csem.timeline and sem.value == 0
+            arr = cupy.asarray(ext)
+            with cupy.cuda.ExternalStream(stream.ptr):
+                for value in range(1, 21):  # enough queued work to be overtaken unordered
+                    arr.fill(value)
+                arr[:16] = 42
+            csem.signal(1, stream)
+            assert sem.wait(1, timeout=10), "CUDA never signalled the timeline to 1"
+            assert sem.value >= 1
+            assert vbuf.read(16) == bytes([42] * 16)
+            assert vbuf.read(16, offset=n - 16) == bytes([20] * 16)
+            csem.wait(2, stream)  # the stream stalls until Vulkan's host signal
+            with cupy.cuda.ExternalStream(stream.ptr):
+                arr[:4] = 7
+            sem.signal(2)
+            stream.synchronize()
+            assert vbuf.read(4) == b"\x07" * 4
+            del arr
+        assert csem.closed
+        with pytest.raises(ClosedError):
+            csem.signal(3)

@@ -252,12 +252,20 @@ class Buffer:
         return arr.copy() if copy else arr
 
     def __dlpack__(self, **kwargs: Any) -> Any:
-        """DLPack export of the bytes (CPU, uint8), through NumPy. No copy.
+        """DLPack export of the bytes (uint8), no copy.
 
-        A read-only buffer is exported with DLPack 1.0's read-only flag; consumers that
-        only speak DLPack 0.x (no `max_version`) cannot take read-only memory and get a
-        BufferError from NumPy.
+        Host memory goes through NumPy (kDLCPU). A read-only buffer is exported with
+        DLPack 1.0's read-only flag; consumers that only speak DLPack 0.x (no
+        `max_version`) cannot take read-only memory and get a BufferError from NumPy.
+
+        GPU memory (an owner with `dlpack_window`, e.g. `CudaMemory`) is exported by the
+        owner, narrowed to this buffer's window (kDLCUDA; `stream`, `max_version`,
+        `dl_device`, `copy` as in the array API). Like `__cuda_array_interface__` it is
+        always writable: read-only-once-pushed is not enforced on the GPU.
         """
+        window = getattr(self._owner, "dlpack_window", None)
+        if window is not None:
+            return window(self._start, self._size, **kwargs)
         return np.frombuffer(self.view, dtype=np.uint8).__dlpack__(**kwargs)
 
     @property
@@ -282,7 +290,11 @@ class Buffer:
         }
 
     def __dlpack_device__(self) -> tuple[int, int]:
-        """DLPack device: (kDLCPU, 0)."""
+        """DLPack device: (kDLCPU, 0) for host memory; the owner's for GPU memory
+        (an owner with `dlpack_window`), e.g. (kDLCUDA, 0)."""
+        if getattr(self._owner, "dlpack_window", None) is not None:
+            device: tuple[int, int] = self._owner.__dlpack_device__()
+            return device
         return (1, 0)
 
     # -- derived buffers ------------------------------------------------------------

@@ -9,13 +9,16 @@ host buffers; the bytes never come to the host by accident: `buf.view`, `np.asar
 `bytes(buf)` raise `CudaMemoryError` ("buffer lives on cuda:0; use cudadownload or
 cupy.asarray(buf)"). `buf.__cuda_array_interface__` (from the owner, windowed to the
 buffer) is what `cupy.asarray(buf)` and `torch.as_tensor(buf, device="cuda")` take,
-without a copy.
+without a copy; `buf.__dlpack__()` (delegated to the owner, windowed the same way) is
+what `jax.dlpack.from_dlpack(buf)`, `torch.from_dlpack(buf)` and `cupy.from_dlpack(buf)`
+take, without a copy, the consumer's stream waiting on the buffer's event.
 
 Caps: the caps parser refuses GStreamer caps features (`video/raw(memory:CUDAMemory)`),
 so GPU caps carry a field instead: `cudaupload` adds `memory=cuda` to each structure and
 `cudadownload` removes it.
 
-Copies: `cudaupload` copies each host buffer into a ring of pinned (page-locked) staging
+Copies: `cudaupload` copies each host buffer (split across `copy-threads` threads when
+large: one thread's memmove is the bottleneck) into a ring of pinned (page-locked) staging
 slots, queues `cuMemcpyHtoDAsync` into a device slot on its own non-blocking stream and
 records the slot's event; with `sync=true` (the default) it waits for that event before
 pushing, so any consumer (CuPy, torch) may read the memory at once. With `sync=false` it
@@ -34,6 +37,7 @@ from __future__ import annotations
 import ctypes
 import queue
 from collections.abc import Callable, Iterable
+from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 import numpy as np
@@ -44,6 +48,7 @@ from parallax.caps import Caps
 from parallax.caps._structure import Structure
 from parallax.gpu import CudaBuffer, CudaContext, CudaEvent, CudaStream, PinnedHostBuffer
 from parallax.gpu._cuda import DeviceMemory, check
+from parallax.gpu._dlpack import KDL_CUDA, export_cuda
 from parallax.pipeline import BufferAllocator, Event, EventType, Media, Pad, Property, Transform
 
 MEMORY_FIELD = "memory"
@@ -108,6 +113,60 @@ class CudaMemory:
             "data": (self.ptr, False),
             "stream": None,
         }
+
+    def __dlpack_device__(self) -> tuple[int, int]:
+        """DLPack device: (kDLCUDA, `device`)."""
+        return (KDL_CUDA, self.device)
+
+    def __dlpack__(
+        self,
+        *,
+        stream: int | None = None,
+        max_version: tuple[int, int] | None = None,
+        dl_device: tuple[int, int] | None = None,
+        copy: bool | None = None,
+    ) -> Any:
+        """A DLPack capsule of the `size` bytes (1-D uint8, no copy); see `dlpack_window`."""
+        return self.dlpack_window(
+            0, self.size, stream=stream, max_version=max_version, dl_device=dl_device, copy=copy
+        )
+
+    def dlpack_window(
+        self,
+        start: int,
+        size: int,
+        *,
+        stream: int | None = None,
+        max_version: tuple[int, int] | None = None,
+        dl_device: tuple[int, int] | None = None,
+        copy: bool | None = None,
+    ) -> Any:
+        """`__dlpack__` of `size` bytes from `start` (what a GPU `Buffer` delegates to).
+
+        The consumer's `stream` (array API rules: None or 1 the legacy default stream,
+        2 the per-thread one, a handle, -1 for none) is made to wait on `event`, so a
+        `cudaupload sync=false` buffer is safe to read on it. The capsule keeps this
+        owner, hence the device slot, out of the pool until the consumer frees its tensor.
+
+        Raises:
+            BufferError: `dl_device` is another device, or `copy=True`.
+            ValueError: the window falls outside the memory, or `stream` is 0.
+        """
+        if start < 0 or size < 0 or start + size > self.size:
+            raise ValueError(
+                f"DLPack window [{start}, {start + size}) is outside the {self.size}-byte memory"
+            )
+        return export_cuda(
+            self,
+            self.ptr + start,
+            size,
+            self.device,
+            stream=stream,
+            max_version=max_version,
+            dl_device=dl_device,
+            copy=copy,
+            wait=self.wait if self.event is not None else None,
+        )
 
     def synchronize(self) -> None:
         """Block until the work that filled the memory is done."""
@@ -237,11 +296,46 @@ class _Staging:
         self._slots = []
 
 
-def _memcpy_from(dst: int, src: Buffer | memoryview) -> None:
+_CHUNK = 1 << 20  # the smallest piece a staging copy is split into across threads
+
+
+class _Copier:
+    """Host copies between pageable and pinned memory, split across `threads` threads
+    for large buffers: one thread's `memmove` stays well below the host's memory
+    bandwidth and far below PCIe's (`ctypes.memmove` releases the GIL)."""
+
+    def __init__(self, threads: int) -> None:
+        self.threads = threads
+        self._pool = ThreadPoolExecutor(threads - 1, "cuda-staging") if threads > 1 else None
+
+    def memmove(self, dst: int, src: int, n: int) -> None:
+        parts = min(self.threads, n // _CHUNK)
+        if self._pool is None or parts <= 1:
+            if n:
+                ctypes.memmove(dst, src, n)
+            return
+        step = -(-n // parts) + 63 & ~63  # cache-line multiples
+        pieces = [(off, min(step, n - off)) for off in range(0, n, step)]
+        futures = [
+            self._pool.submit(ctypes.memmove, dst + off, src + off, size)
+            for off, size in pieces[1:]
+        ]
+        off, size = pieces[0]
+        ctypes.memmove(dst + off, src + off, size)
+        for future in futures:
+            future.result()
+
+    def close(self) -> None:
+        if self._pool is not None:
+            self._pool.shutdown(wait=True)
+            self._pool = None
+
+
+def _address(src: Buffer | memoryview) -> tuple[np.ndarray[Any, Any], int]:
+    """A uint8 array on the bytes of `src` (keep it while copying) and their address."""
     mem = src.view if isinstance(src, Buffer) else src
     arr = np.frombuffer(mem, dtype=np.uint8)
-    if arr.nbytes:
-        ctypes.memmove(dst, arr.ctypes.data, arr.nbytes)
+    return arr, int(arr.ctypes.data)
 
 
 class _CudaTransform(Transform[Media, Media]):
@@ -249,15 +343,26 @@ class _CudaTransform(Transform[Media, Media]):
     `start` and released in `stop`, and the caps rewrite on the CAPS event."""
 
     staging_slots = Property(2, doc="pinned host staging slots in the ring", minimum=1, maximum=64)
+    copy_threads = Property(
+        4, doc="threads for host <-> pinned staging copies of large buffers", minimum=1, maximum=64
+    )
 
     _ctx: CudaContext | None = None
     _stream: CudaStream | None = None
     _staging: _Staging | None = None
+    _copier: _Copier | None = None
 
     def _open(self, ordinal: int) -> None:
         self._ctx = CudaContext(ordinal)
         self._stream = CudaStream(self._ctx)
         self._staging = _Staging(self._ctx, self.staging_slots)
+        self._copier = _Copier(self.copy_threads)
+
+    def _memmove(self, dst: int, src: int, n: int) -> None:
+        copier = self._copier
+        if copier is None:
+            raise FlowError(f"{self.name}: not started", element=self.name)
+        copier.memmove(dst, src, n)
 
     def _live(self) -> tuple[CudaContext, CudaStream, _Staging]:
         ctx, stream, staging = self._ctx, self._stream, self._staging
@@ -275,6 +380,9 @@ class _CudaTransform(Transform[Media, Media]):
         if stream is not None:
             stream.synchronize()
             stream.close()
+        copier, self._copier = self._copier, None
+        if copier is not None:
+            copier.close()
         self._ctx = None
 
     def _rewrite(self, caps: Caps | None) -> Caps | None:
@@ -340,7 +448,9 @@ class CudaUpload(_CudaTransform, factory="cudaupload"):
             pool = self._pool = _DevicePool(ctx, max(n, 1), self.pool_slots)
         memory, event = pool.loan(self.name, lambda: self.flushing)
         pinned, staged = staging.take(n)
-        _memcpy_from(pinned.ptr, buf)
+        host, addr = _address(buf)
+        self._memmove(pinned.ptr, addr, n)
+        del host
         if n:
             ctx.activate()
             check(
@@ -421,7 +531,9 @@ class CudaDownload(_CudaTransform, factory="cudadownload"):
         out = alloc.buffer(n, self._out_caps(buf.caps), buf.sequence)
         if n:
             view = out.view
-            np.frombuffer(view, dtype=np.uint8)[:] = pinned.array()[:n]
+            host, addr = _address(view)
+            self._memmove(addr, pinned.ptr, n)
+            del host
             view.release()
         out._copy_meta(buf)
         return out

@@ -22,7 +22,9 @@ Operations:
 Every CUresult is checked (`check`) and named in a `CudaError`; a failing import says
 which field of the handle does not fit (`HandleError`) or that the exporter is gone
 (`BrokenError`). Buffers expose `__cuda_array_interface__` (version 3), which
-`cupy.asarray(buf)` and `torch.as_tensor(buf, device="cuda")` consume without a copy.
+`cupy.asarray(buf)` and `torch.as_tensor(buf, device="cuda")` consume without a copy,
+and `__dlpack__`/`__dlpack_device__` (kDLCUDA; capsules built in `_dlpack`), which JAX,
+torch and CuPy `from_dlpack` consume without a copy.
 
 `cuda.bindings` has no type stubs: it is imported lazily through importlib and used as
 `Any`. This module holds the whole driver-API layer the interop module builds on; it is
@@ -51,6 +53,7 @@ from parallax._errors import (
     PlatformNotSupported,
 )
 
+from . import _dlpack
 from ._errors import HandleError
 
 INSTALL: Final = "pip install 'parallax-dataflow[gpu]' (cuda-bindings)"
@@ -410,6 +413,60 @@ class DeviceMemory:
             "data": (self.ptr, False),
             "stream": None,
         }
+
+    def __dlpack_device__(self) -> tuple[int, int]:
+        """DLPack device: (kDLCUDA, the context's ordinal)."""
+        return (_dlpack.KDL_CUDA, self.context.ordinal)
+
+    def __dlpack__(
+        self,
+        *,
+        stream: int | None = None,
+        max_version: tuple[int, int] | None = None,
+        dl_device: tuple[int, int] | None = None,
+        copy: bool | None = None,
+    ) -> Any:
+        """A DLPack capsule of the whole buffer (1-D uint8, no copy), for
+        `jax.dlpack.from_dlpack`, `torch.from_dlpack`, `cupy.from_dlpack`.
+
+        "dltensor" for a consumer without `max_version` (or below 1.0), else
+        "dltensor_versioned". The buffer object stays alive until the consumer is done
+        with the tensor, but `close()` (or closing the context) frees the memory all the
+        same: close it only once the consumer's tensor is gone. There is no pending work
+        to order: `stream` is checked (per the array API: None/1/2/a handle/-1) and
+        otherwise unused, since writes through `upload(stream=...)` are the caller's
+        to synchronize.
+
+        Raises:
+            BufferError: `dl_device` is another device, or `copy=True`.
+            ClosedError: the buffer is closed.
+        """
+        return self.dlpack_window(
+            0, self.size, stream=stream, max_version=max_version, dl_device=dl_device, copy=copy
+        )
+
+    def dlpack_window(
+        self,
+        start: int,
+        size: int,
+        *,
+        stream: int | None = None,
+        max_version: tuple[int, int] | None = None,
+        dl_device: tuple[int, int] | None = None,
+        copy: bool | None = None,
+    ) -> Any:
+        """`__dlpack__` of `size` bytes from `start` (what a windowed `Buffer` exports)."""
+        self._range(start, size)
+        return _dlpack.export_cuda(
+            self,
+            self._ptr + start,
+            size,
+            self.context.ordinal,
+            stream=stream,
+            max_version=max_version,
+            dl_device=dl_device,
+            copy=copy,
+        )
 
     def upload(self, src: Any, *, offset: int = 0, stream: CudaStream | int | None = None) -> None:
         """Copy host bytes (`PinnedHostBuffer` or any buffer) to the buffer at `offset`.
