@@ -18,12 +18,13 @@ Scenarios (each a rate, so `ratio` = ours / peer and above 1 is better):
   (timed around `Pipeline.run()`, parse excluded), GB/s of buffers uploaded, against the
   plain pinned H2D bandwidth of the same buffers measured in the same run (N
   `cuMemcpyHtoDAsync` of `size` bytes from a `PinnedHostBuffer`, one stream sync; goal:
-  >= 0.8x). fakesrc's pool memory is pageable, so the element first copies each buffer
-  into a pinned staging slot (`ctypes.memmove`, split over `copy-threads=4` threads) and
-  only then queues the H2D copy: `-async` is `sync=false pool-slots=16 staging-slots=4`,
-  which overlaps the host copy of one buffer with the H2D copy of the previous;
-  `-1thread` is `copy-threads=1`, the staging copy on the streaming thread alone. The notes print what bounds it: the host
-  pageable -> pinned copy rate, and `cuMemcpyHtoD` straight from pageable memory.
+  >= 0.8x). fakesrc's buffers are slots of a shared-memory pool: cudaupload page-locks
+  that pool once (`cuMemHostRegister`, `register=true`, the default) and copies each
+  buffer to the device straight from it. `-async` is `sync=false pool-slots=16
+  staging-slots=4`; `-staged` is `register=false`: each buffer is first copied into a
+  pinned staging slot (`ctypes.memmove` over `copy-threads=4` threads), the path for
+  memory that cannot be page-locked. The notes print what bounds the staged path: the
+  host pageable -> pinned copy rate, and `cuMemcpyHtoD` straight from pageable memory.
 - `vulkan-import-<size>`: `import_vulkan_buffer` + `close()` of a device-local Vulkan
   buffer's memory, imports/s, against Vulkan's own import of the same fd into a second
   device (`import_buffer`), where the `vulkan` package and an NVIDIA Vulkan driver exist.
@@ -264,7 +265,7 @@ def element_upload(
     launches = {
         "sync": f"{src} ! cudaupload ! fakesink",
         "async": f"{src} ! cudaupload sync=false pool-slots=16 staging-slots=4 ! fakesink",
-        "1thread": f"{src} ! cudaupload copy-threads=1 ! fakesink",
+        "staged": f"{src} ! cudaupload register=false ! fakesink",
     }
 
     def element(launch: str) -> float:

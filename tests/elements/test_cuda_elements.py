@@ -525,3 +525,24 @@ def test_jax_reads_a_gpu_buffer_through_dlpack(cupy: Any) -> None:
         assert _dlpack.live_exports() == before - 1, "JAX never called the DLPack deleter"
     finally:
         p.stop()
+
+
+@pytest.mark.gpu
+@pytest.mark.parametrize(("register", "sync"), [(True, True), (True, False), (False, True)])
+def test_pool_buffers_upload_from_the_page_locked_pool(
+    cupy: Any, tmp_path: Any, register: bool, sync: bool
+) -> None:
+    from parallax.elements import FileSink, FileSrc
+
+    for cls in (FileSrc, FileSink):
+        registry.register(cls)
+    data = np.random.default_rng(3).integers(0, 256, (5 << 20) + 123, dtype=np.uint8).tobytes()
+    (tmp_path / "in").write_bytes(data)
+    p = parallax.parse_launch(
+        f"filesrc location={tmp_path}/in blocksize=1M ! "
+        f"cudaupload name=up register={str(register).lower()} sync={str(sync).lower()} "
+        "pool-slots=4 ! cudadownload ! "
+        f"filesink location={tmp_path}/out"
+    )
+    p.run(timeout=60)
+    assert (tmp_path / "out").read_bytes() == data

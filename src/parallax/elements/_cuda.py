@@ -49,6 +49,7 @@ from parallax.caps._structure import Structure
 from parallax.gpu import CudaBuffer, CudaContext, CudaEvent, CudaStream, PinnedHostBuffer
 from parallax.gpu._cuda import DeviceMemory, check
 from parallax.gpu._dlpack import KDL_CUDA, export_cuda
+from parallax.memory import Segment, Slot
 from parallax.pipeline import BufferAllocator, Event, EventType, Media, Pad, Property, Transform
 
 MEMORY_FIELD = "memory"
@@ -409,8 +410,50 @@ class _CudaTransform(Transform[Media, Media]):
     _caps_cache: tuple[Caps, Caps | None] | None = None
 
 
+class _Registration:
+    """A shared-memory segment page-locked for the GPU (`cuMemHostRegister`): upstream
+    pool slots are then copied to the device straight from where they are, at the
+    pinned rate, with no staging memmove. Holds a NumPy export of the segment, so the
+    mapping cannot go before `close()` unregisters it."""
+
+    def __init__(self, ctx: CudaContext, segment: Segment) -> None:
+        self.segment = segment
+        self._holder: np.ndarray[Any, Any] | None = np.frombuffer(segment.view, np.uint8)
+        self.base = int(self._holder.ctypes.data)
+        self._ctx = ctx
+        drv = ctx._drv
+        flags = drv.CU_MEMHOSTREGISTER_PORTABLE
+        if not self._holder.flags.writeable:
+            flags |= drv.CU_MEMHOSTREGISTER_READ_ONLY
+        ctx.activate()
+        try:
+            check("cuMemHostRegister", drv.cuMemHostRegister(self.base, self._holder.nbytes, flags))
+        except BaseException:
+            self._holder = None
+            raise
+
+    def close(self) -> None:
+        """Unregister (the stream must be idle) and let the mapping go."""
+        if self._holder is not None:
+            self._ctx.activate()
+            self._ctx._drv.cuMemHostUnregister(self.base)
+            self._holder = None
+
+
+def _slot_window(buf: Buffer) -> tuple[Segment, int] | None:
+    """(segment, byte offset in it) of a buffer on a pool slot; None for other memory."""
+    owner = buf._owner
+    if not isinstance(owner, Slot):
+        return None
+    pool = owner._pool()
+    if pool is None:
+        return None
+    return pool.segment, owner.offset + buf._start
+
+
 class CudaUpload(_CudaTransform, factory="cudaupload"):
-    """Host buffers in, GPU buffers out (asynchronous copies through pinned staging)."""
+    """Host buffers in, GPU buffers out (asynchronous copies, from page-locked upstream
+    pools or through pinned staging)."""
 
     klass = "Filter/Converter/Video/Hardware"
     description = "Copy buffers from host memory to CUDA device memory"
@@ -420,18 +463,57 @@ class CudaUpload(_CudaTransform, factory="cudaupload"):
     sync = Property(
         True, doc="wait for each copy before pushing (false: consumers wait on its event)"
     )
+    register = Property(
+        True,
+        doc="page-lock upstream shared-memory pools and copy from them directly "
+        "(false: always through pinned staging)",
+    )
 
     _pool: _DevicePool | None = None
+    _registered: dict[int, _Registration | None] | None = None
+
+    def __init__(self, name: str | None = None, **props: Any) -> None:
+        super().__init__(name, **props)
+        self._sources: dict[int, Buffer] = {}  # device slot -> host slot it is copied from
 
     def start(self) -> None:
         self._open(self.device)
         self._caps_cache = None
+        self._registered = {}
 
     def stop(self) -> None:
+        registered, self._registered = self._registered, None
+        if registered:
+            if self._stream is not None:
+                self._stream.synchronize()
+            self._sources.clear()  # every copy is done
+            for reg in registered.values():
+                if reg is not None:
+                    reg.close()
         pool, self._pool = self._pool, None
         if pool is not None:
             pool.close()
         super().stop()
+
+    def _direct(self, ctx: CudaContext, buf: Buffer) -> int | None:
+        """The host address to copy `buf` from directly, if its pool is page-locked."""
+        registered = self._registered
+        if not self.register or registered is None:
+            return None
+        window = _slot_window(buf)
+        if window is None:
+            return None
+        segment, offset = window
+        key = id(segment)
+        if key not in registered:
+            try:
+                registered[key] = _Registration(ctx, segment)
+            except (ParallaxError, ValueError, TypeError, BufferError):
+                registered[key] = None  # this memory cannot be page-locked: stage it
+        reg = registered[key]
+        if reg is None or reg.segment is not segment:
+            return None
+        return reg.base + offset
 
     def _rewrite(self, caps: Caps | None) -> Caps | None:
         return cuda_caps(caps)
@@ -447,20 +529,39 @@ class CudaUpload(_CudaTransform, factory="cudaupload"):
                 pool.close()
             pool = self._pool = _DevicePool(ctx, max(n, 1), self.pool_slots)
         memory, event = pool.loan(self.name, lambda: self.flushing)
-        pinned, staged = staging.take(n)
-        host, addr = _address(buf)
-        self._memmove(pinned.ptr, addr, n)
-        del host
-        if n:
+        direct = self._direct(ctx, buf) if n else None
+        if direct is not None:
+            # From the page-locked pool itself. The source slot must outlive the copy: with
+            # sync it is done before we push; without, the source is kept with the device
+            # slot and let go when that slot is next loaned (its last copy waited for).
+            sources = self._sources
+            if sources.pop(id(memory), None) is not None:
+                event.synchronize()
             ctx.activate()
             check(
                 "cuMemcpyHtoDAsync",
-                ctx._drv.cuMemcpyHtoDAsync(memory.ptr, pinned.ptr, n, stream.ptr),
+                ctx._drv.cuMemcpyHtoDAsync(memory.ptr, direct, n, stream.ptr),
             )
-        staged.record(stream)
-        event.record(stream)
-        if self.sync:
-            event.synchronize()
+            event.record(stream)
+            if self.sync:
+                event.synchronize()
+            else:
+                sources[id(memory)] = buf
+        else:
+            pinned, staged = staging.take(n)
+            host, addr = _address(buf)
+            self._memmove(pinned.ptr, addr, n)
+            del host
+            if n:
+                ctx.activate()
+                check(
+                    "cuMemcpyHtoDAsync",
+                    ctx._drv.cuMemcpyHtoDAsync(memory.ptr, pinned.ptr, n, stream.ptr),
+                )
+            staged.record(stream)
+            event.record(stream)
+            if self.sync:
+                event.synchronize()
         out = Buffer(
             CudaMemory(memory, size=n, event=event, pool=pool),
             caps=self._out_caps(buf.caps),
