@@ -36,6 +36,7 @@ from __future__ import annotations
 
 import ctypes
 import queue
+from abc import abstractmethod
 from collections.abc import Callable, Iterable
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
@@ -386,8 +387,10 @@ class _CudaTransform(Transform[Media, Media]):
             copier.close()
         self._ctx = None
 
+    @abstractmethod
     def _rewrite(self, caps: Caps | None) -> Caps | None:
-        raise NotImplementedError
+        """The output caps for input `caps` (cudaupload adds `memory=cuda`, cudadownload
+        takes it away)."""
 
     def handle_event(self, pad: Pad, event: Event) -> None:
         if event.type is EventType.CAPS:
