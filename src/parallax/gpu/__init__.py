@@ -13,8 +13,8 @@ Layout (each module one concept; import from here):
 - ``_texture.py``    -- ``SharedTexture``, ``import_texture``.
 - ``_share.py``      -- ``ShareManager``: create -> export -> import, as in the seed.
 - ``_cuda.py``       -- ``CudaContext``, ``CudaBuffer`` (legacy IPC or VMM fd sharing),
-  ``CudaHandle``, ``CudaEvent``, ``CudaStream``, ``PinnedHostBuffer``, ``CudaError``
-  (needs ``cuda-bindings``, imported lazily).
+  ``CudaHandle``, ``CudaStream``, ``CudaError`` (needs ``cuda-bindings``, imported lazily).
+- ``_cuda_host.py``  -- ``CudaEvent`` (interprocess), ``PinnedHostBuffer``.
 - ``_cuda_interop.py`` -- ``import_vulkan_buffer``, ``import_vulkan_semaphore``: Vulkan
   memory and semaphores seen by CUDA.
 - ``_sync.py``       -- ``SharedSemaphore``, ``SharedFence``, their handles and imports.
@@ -25,14 +25,14 @@ This layer imports nothing from Parallax but ``parallax._errors``.
 from ._cuda import CudaBuffer as CudaBuffer
 from ._cuda import CudaContext as CudaContext
 from ._cuda import CudaError as CudaError
-from ._cuda import CudaEvent as CudaEvent
 from ._cuda import CudaHandle as CudaHandle
 from ._cuda import CudaStream as CudaStream
 from ._cuda import DeviceMemory as DeviceMemory
 from ._cuda import HandleKind as HandleKind
-from ._cuda import PinnedHostBuffer as PinnedHostBuffer
 from ._cuda import Sharing as Sharing
 from ._cuda import import_cuda_buffer as import_cuda_buffer
+from ._cuda_host import CudaEvent as CudaEvent
+from ._cuda_host import PinnedHostBuffer as PinnedHostBuffer
 from ._cuda_interop import ExternalCudaBuffer as ExternalCudaBuffer
 from ._cuda_interop import ExternalSemaphore as ExternalSemaphore
 from ._cuda_interop import import_vulkan_buffer as import_vulkan_buffer
