@@ -430,10 +430,12 @@ def test_a_truncated_gpu_record_is_a_precise_error() -> None:
     from parallax.elements._ipc_cuda import MAGIC, GpuOpener
 
     slot = Buffer(MAGIC + b"\x00" * 8, caps=cuda_caps(None))
-    assert GpuOpener.wants(slot)
-    assert not GpuOpener.wants(Buffer(MAGIC + b"rest", caps=Caps.bytes()))  # host caps
+    opener = GpuOpener("src0")
+    assert opener.wants(slot)
+    assert not opener.wants(Buffer(MAGIC + b"rest", caps=Caps.bytes()))  # host caps
+    assert not opener.wants(Buffer(b"not a record", caps=cuda_caps(None)))
     with pytest.raises(FlowError, match="src0: truncated GPU record"):
-        GpuOpener("src0").open(slot)
+        opener.open(slot)
 
 
 @pytest.mark.gpu

@@ -157,7 +157,7 @@ class IpcSrc(Source[Media], factory="ipcsrc"):
         super().__init__(name, **props)
         self._sub: Subscriber | None = None
         self._first: Buffer | None = None  # read while negotiating, pushed first
-        self._gpu: GpuOpener | None = None  # made on the first GPU record
+        self._gpu: GpuOpener | None = None  # made with the first buffer that has caps
 
     def output_caps(self) -> Caps:
         return Caps.any()
@@ -213,10 +213,12 @@ class IpcSrc(Source[Media], factory="ipcsrc"):
             if buf is not None:
                 if buf.caps is None:
                     buf.caps = self.srcpad.caps
-                elif GpuOpener.wants(buf):
-                    if self._gpu is None:
-                        self._gpu = GpuOpener(self.name)
-                    return self._gpu.open(buf)
+                else:
+                    gpu = self._gpu
+                    if gpu is None:
+                        gpu = self._gpu = GpuOpener(self.name)
+                    if gpu.wants(buf):
+                        return gpu.open(buf)
                 return buf
             if sub.ended:
                 return None

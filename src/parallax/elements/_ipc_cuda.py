@@ -84,10 +84,16 @@ class GpuOpener:
         self._contexts: dict[int, CudaContext] = {}
         self._opened: OrderedDict[bytes, CudaBuffer] = OrderedDict()
 
-    @staticmethod
-    def wants(buf: Buffer) -> bool:
-        """True for a received slot that carries a GPU record."""
-        return is_cuda_caps(buf.caps) and bytes(buf.view[:4]) == MAGIC
+    _last_caps: object = None
+    _last_cuda = False
+
+    def wants(self, buf: Buffer) -> bool:
+        """True for a received slot that carries a GPU record (the caps test is cached:
+        the caps object of a stream rarely changes)."""
+        caps = buf.caps
+        if caps is not self._last_caps:
+            self._last_caps, self._last_cuda = caps, is_cuda_caps(caps)
+        return self._last_cuda and bytes(buf.view[:4]) == MAGIC
 
     def open(self, slot: Buffer) -> Buffer:
         """The GPU buffer a received slot names (metadata and caps kept).
