@@ -16,16 +16,29 @@ Unit: GB/s (10^9 payload bytes per second). `--quick` sends 256 MiB instead of 2
 Before the table it prints the CPU time (user + system, every thread of this process) each
 side spent per MiB, median over the runs: on a 2-vCPU machine that, more than any single
 thread, is what sets the ratio (docs/benchmarks.md).
+
+Two setups, interleaved round by round (`_common.medians`):
+- `tcp-loopback-1MiB-x<N>`: both ends in this process, as above (one GIL, two vCPUs).
+- `tcp-loopback-1MiB-x<N>-2proc`: the receiver (`tcpserversrc ! fakesink`, or the raw
+  `recv_into` loop) runs in a child process (multiprocessing, spawn), started and
+  listening before the clock; the sender (the same `fakesrc ! tcpclientsink`, or the
+  same `sendall` loop) runs here. Timed from the sender's start to the moment the child
+  saw EOS / the last byte, both read with `time.monotonic()` (CLOCK_MONOTONIC: one clock
+  for every process on Linux). This is how a TCP link is used: between two processes.
+  Its CPU line adds both processes (sender + receiver).
 """
 
 from __future__ import annotations
 
+import multiprocessing as mp
 import os
 import socket
 import statistics
 import threading
 import time
 from collections import defaultdict
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 
 from _common import Result, args, medians, report
 
@@ -115,17 +128,166 @@ def time_raw(n: int) -> float:
     return took
 
 
+# -- receiver in another process ---------------------------------------------------------
+
+_CTX = mp.get_context("spawn")
+CHILD_TIMEOUT = 120.0
+
+
+def ours_receiver(conn) -> None:
+    """Child: `tcpserversrc ! fakesink`; sends its port, then (monotonic end, ok, CPU s)."""
+    try:
+        _register()
+        rx = parallax.parse_launch("tcpserversrc name=in port=0 ! fakesink")
+        rx.play()
+        try:
+            c0 = _cpu()
+            conn.send(rx.get_by_name("in").bound_port)  # type: ignore[attr-defined]
+            message = rx.wait(CHILD_TIMEOUT)
+            end = time.monotonic()
+            cpu = _cpu() - c0
+        finally:
+            rx.stop()
+        if message is None or message.type is not MessageType.EOS:
+            raise RuntimeError(f"receiver did not reach EOS: {message}")
+        conn.send(("done", end, cpu))
+    except BaseException as e:
+        conn.send(("error", repr(e), 0.0))
+        raise
+    finally:
+        conn.close()
+
+
+def raw_receiver(conn, n: int) -> None:
+    """Child: accept one connection, `recv_into` n MiB; sends port, then (end, CPU s)."""
+    try:
+        with socket.create_server(("127.0.0.1", 0)) as server:
+            c0 = _cpu()
+            conn.send(server.getsockname()[1])
+            server.settimeout(CHILD_TIMEOUT)
+            sock, _ = server.accept()
+            with sock:
+                sock.settimeout(CHILD_TIMEOUT)
+                view = memoryview(bytearray(MIB))
+                total, want = 0, n * MIB
+                while total < want:
+                    k = sock.recv_into(view)
+                    if k == 0:
+                        break
+                    total += k
+                end = time.monotonic()
+            cpu = _cpu() - c0
+        if total != want:
+            raise RuntimeError(f"raw peer received {total} of {want} bytes")
+        conn.send(("done", end, cpu))
+    except BaseException as e:
+        conn.send(("error", repr(e), 0.0))
+        raise
+    finally:
+        conn.close()
+
+
+@contextmanager
+def _child(target: Callable[..., None], *args: object) -> Iterator[tuple[int, Callable]]:
+    """Start a receiver child; yield (its port, a function returning (end, CPU s)).
+
+    The child is joined on the way out, and killed if it is still alive after a short
+    wait (at once when the body raised), so no receiver outlives a run.
+    """
+    recv, send = _CTX.Pipe(False)
+    proc = _CTX.Process(target=target, args=(send, *args), daemon=True)
+    proc.start()
+    send.close()  # the child holds the only write end: its exit unblocks recv()
+
+    def result() -> tuple[float, float]:
+        if not recv.poll(CHILD_TIMEOUT):
+            raise RuntimeError(f"{target.__name__}: no result within {CHILD_TIMEOUT} s")
+        status, value, cpu = recv.recv()
+        if status != "done":
+            raise RuntimeError(f"{target.__name__} failed: {value}")
+        return value, cpu
+
+    failed = True
+    try:
+        if not recv.poll(60):
+            raise RuntimeError(f"{target.__name__}: no port within 60 s")
+        port = recv.recv()
+        if isinstance(port, tuple):
+            raise RuntimeError(f"{target.__name__} failed: {port[1]}")
+        yield port, result
+        failed = False
+    finally:
+        proc.join(0.1 if failed else 10)
+        if proc.is_alive():
+            proc.kill()
+            proc.join()
+        recv.close()
+    if proc.exitcode != 0:
+        raise RuntimeError(f"{target.__name__} exited {proc.exitcode}")
+
+
+def time_ours_2proc(n: int) -> float:
+    """Seconds for n 1 MiB buffers: tcpclientsink here → tcpserversrc in a child."""
+    with _child(ours_receiver) as (port, result):
+        tx = parallax.parse_launch(
+            f"fakesrc sizetype=fixed sizemax=1M pool-slots=4 num-buffers={n} ! tcpclientsink port={port}"
+        )
+        c0, t0 = _cpu(), time.monotonic()
+        tx.run(timeout=120)
+        tx_cpu = _cpu() - c0
+        end, rx_cpu = result()
+    _note_2proc("ours-2proc", tx_cpu, rx_cpu, n)
+    return end - t0
+
+
+def time_raw_2proc(n: int) -> float:
+    """Seconds for n sendall(1 MiB) here → recv_into(1 MiB bytearray) in a child."""
+    with _child(raw_receiver, n) as (port, result):
+        payload = bytes(MIB)
+        c0, t0 = _cpu(), time.monotonic()
+        with socket.create_connection(("127.0.0.1", port)) as sock:
+            for _ in range(n):
+                sock.sendall(payload)
+        tx_cpu = _cpu() - c0
+        end, rx_cpu = result()
+    _note_2proc("raw-2proc", tx_cpu, rx_cpu, n)
+    return end - t0
+
+
+def _note_2proc(side: str, tx: float, rx: float, n: int) -> None:
+    CPU[side].append((tx + rx) * 1e6 / n)
+    CPU[f"{side} tx"].append(tx * 1e6 / n)
+    CPU[f"{side} rx"].append(rx * 1e6 / n)
+
+
+def _cpu_line() -> str:
+    """The median CPU per MiB of each setup; the 2-process ones split as tx + rx."""
+    med = {k: statistics.median(v) for k, v in CPU.items()}
+    parts = []
+    for k, v in med.items():
+        if k.endswith((" tx", " rx")):
+            continue
+        split = f" (tx {med[k + ' tx']:.0f} + rx {med[k + ' rx']:.0f})" if k + " tx" in med else ""
+        parts.append(f"{k} {v:.0f} µs{split}")
+    return "CPU per MiB (user + system, all threads): " + ", ".join(parts)
+
+
 def main() -> None:
     opts = args(__doc__.splitlines()[0])
     _register()
     n = 256 if opts.quick else 2048
     repeats = 3 if opts.quick else 7
-    meds = medians({"ours": lambda: time_ours(n), "raw": lambda: time_raw(n)}, repeats)
-    gb = n * MIB / 1e9
-    print(
-        "CPU per MiB (user + system, all threads): "
-        + ", ".join(f"{k} {statistics.median(v):.0f} µs" for k, v in CPU.items())
+    meds = medians(
+        {
+            "ours": lambda: time_ours(n),
+            "raw": lambda: time_raw(n),
+            "ours-2proc": lambda: time_ours_2proc(n),
+            "raw-2proc": lambda: time_raw_2proc(n),
+        },
+        repeats,
     )
+    gb = n * MIB / 1e9
+    print(_cpu_line())
     results = [
         Result(
             f"tcp-loopback-1MiB-x{n}",
@@ -134,7 +296,15 @@ def main() -> None:
             "python socket sendall/recv_into",
             "GB/s",
             repeats,
-        )
+        ),
+        Result(
+            f"tcp-loopback-1MiB-x{n}-2proc",
+            gb / meds["ours-2proc"],
+            gb / meds["raw-2proc"],
+            "python socket sendall/recv_into, receiver in another process",
+            "GB/s",
+            repeats,
+        ),
     ]
     report(f"TCP link: {n} buffers of 1 MiB over loopback", results)
 
