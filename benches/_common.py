@@ -78,6 +78,16 @@ class Result:
         )
 
 
+class TimeResult(Result):
+    """A time (lower is better): ratio = peer / ours, so that above 1 still means ours wins."""
+
+    @property
+    def ratio(self) -> float | None:
+        if self.peer is None or self.ours == 0:
+            return None
+        return self.peer / self.ours
+
+
 def _round(x: float) -> float:
     """Three significant figures, enough for a noisy machine."""
     return float(f"{x:.3g}")

@@ -44,7 +44,7 @@ import time
 from collections.abc import Callable
 from importlib import metadata
 
-from _common import GST, Result, args, gst_name, medians, report, table
+from _common import GST, Result, TimeResult, args, gst_name, medians, report, table
 
 MiB = 1 << 20
 SLOTS = 16
@@ -533,16 +533,6 @@ def latency(kind: str, seconds: float, warm: float) -> float:
                 p.kill()
                 p.join()
     return took / max(count, 1) / 2
-
-
-class TimeResult(Result):
-    """A time (lower is better): ratio = peer / ours, so that above 1 still means ours wins."""
-
-    @property
-    def ratio(self) -> float | None:
-        if self.peer is None or self.ours == 0:
-            return None
-        return self.peer / self.ours
 
 
 def main() -> None:
