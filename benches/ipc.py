@@ -43,6 +43,7 @@ import tempfile
 import time
 from collections.abc import Callable
 from importlib import metadata
+from multiprocessing.connection import Connection
 
 from _common import GST, Result, TimeResult, args, gst_name, medians, report, table
 
@@ -453,6 +454,24 @@ def _name() -> str:
     return f"plx-bench-ipc-{os.getpid()}-{_runs}"
 
 
+def _await(procs: list[mp.process.BaseProcess], recv: Connection, label: str) -> tuple[int, float]:
+    """Start `procs`, wait for the (messages, seconds) one of them sends on `recv`, and
+    join (or kill) them all, whatever happens."""
+    for p in procs:
+        p.start()
+    try:
+        if not recv.poll(60):
+            raise RuntimeError(f"{label}: no result within 60 s")
+        count, seconds = recv.recv()
+    finally:
+        for p in procs:
+            p.join(10)
+            if p.is_alive():
+                p.kill()
+                p.join()
+    return count, seconds
+
+
 def _pair(producer: Callable, consumer: Callable, pargs: tuple, cargs: tuple) -> tuple[int, float]:
     """Start both processes, wait for the consumer's (messages, seconds), join both."""
     recv, send = _CTX.Pipe(False)
@@ -461,18 +480,7 @@ def _pair(producer: Callable, consumer: Callable, pargs: tuple, cargs: tuple) ->
         _CTX.Process(target=consumer, args=(*cargs[:2], ready, send, *cargs[2:]), daemon=True),
         _CTX.Process(target=producer, args=(*pargs[:2], ready, *pargs[2:]), daemon=True),
     ]
-    for p in procs:
-        p.start()
-    try:
-        if not recv.poll(60):
-            raise RuntimeError(f"{consumer.__name__}: no result within 60 s")
-        count, seconds = recv.recv()
-    finally:
-        for p in procs:
-            p.join(10)
-            if p.is_alive():
-                p.kill()
-                p.join()
+    count, seconds = _await(procs, recv, consumer.__name__)
     for p in procs:
         if p.exitcode != 0:
             raise RuntimeError(f"{p.name} ({p._target.__name__}) exited {p.exitcode}")
@@ -520,18 +528,7 @@ def latency(kind: str, seconds: float, warm: float) -> float:
         _CTX.Process(target=ponger, args=(name, ready), daemon=True),
         _CTX.Process(target=pinger, args=(name, ready, send, seconds + warm, warm), daemon=True),
     ]
-    for p in procs:
-        p.start()
-    try:
-        if not recv.poll(60):
-            raise RuntimeError(f"{pinger.__name__}: no result within 60 s")
-        count, took = recv.recv()
-    finally:
-        for p in procs:
-            p.join(10)
-            if p.is_alive():
-                p.kill()
-                p.join()
+    count, took = _await(procs, recv, pinger.__name__)
     return took / max(count, 1) / 2
 
 

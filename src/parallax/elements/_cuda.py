@@ -49,7 +49,7 @@ from parallax.caps import Caps
 from parallax.caps._structure import Structure
 from parallax.gpu import CudaBuffer, CudaContext, CudaEvent, CudaStream, PinnedHostBuffer
 from parallax.gpu._cuda import DeviceMemory, check
-from parallax.gpu._dlpack import KDL_CUDA, export_cuda
+from parallax.gpu._dlpack import KDL_CUDA, WholeExport, export_cuda
 from parallax.memory import Segment, Slot
 from parallax.pipeline import BufferAllocator, Event, EventType, Media, Pad, Property, Transform
 
@@ -62,7 +62,7 @@ class CudaMemoryError(ParallaxError, BufferError):
     """Host access (a memoryview, a NumPy array, bytes) to a buffer in GPU memory."""
 
 
-class CudaMemory:
+class CudaMemory(WholeExport):
     """The memory owner of a GPU `Buffer`: `size` bytes at `ptr` on device `device`.
 
     Args:
@@ -119,19 +119,6 @@ class CudaMemory:
     def __dlpack_device__(self) -> tuple[int, int]:
         """DLPack device: (kDLCUDA, `device`)."""
         return (KDL_CUDA, self.device)
-
-    def __dlpack__(
-        self,
-        *,
-        stream: int | None = None,
-        max_version: tuple[int, int] | None = None,
-        dl_device: tuple[int, int] | None = None,
-        copy: bool | None = None,
-    ) -> Any:
-        """A DLPack capsule of the `size` bytes (1-D uint8, no copy); see `dlpack_window`."""
-        return self.dlpack_window(
-            0, self.size, stream=stream, max_version=max_version, dl_device=dl_device, copy=copy
-        )
 
     def dlpack_window(
         self,

@@ -366,7 +366,7 @@ def _alive(pid: int) -> bool:
     return True
 
 
-class DeviceMemory:
+class DeviceMemory(_dlpack.WholeExport):
     """Base of the device-memory owners: `ptr`, `size`, `__cuda_array_interface__`,
     `close()`. Subclasses arm `_finalizer` with the calls that release their memory."""
 
@@ -416,33 +416,6 @@ class DeviceMemory:
         """DLPack device: (kDLCUDA, the context's ordinal)."""
         return (_dlpack.KDL_CUDA, self.context.ordinal)
 
-    def __dlpack__(
-        self,
-        *,
-        stream: int | None = None,
-        max_version: tuple[int, int] | None = None,
-        dl_device: tuple[int, int] | None = None,
-        copy: bool | None = None,
-    ) -> Any:
-        """A DLPack capsule of the whole buffer (1-D uint8, no copy), for
-        `jax.dlpack.from_dlpack`, `torch.from_dlpack`, `cupy.from_dlpack`.
-
-        "dltensor" for a consumer without `max_version` (or below 1.0), else
-        "dltensor_versioned". The buffer object stays alive until the consumer is done
-        with the tensor, but `close()` (or closing the context) frees the memory all the
-        same: close it only once the consumer's tensor is gone. There is no pending work
-        to order: `stream` is checked (per the array API: None/1/2/a handle/-1) and
-        otherwise unused, since writes through `upload(stream=...)` are the caller's
-        to synchronize.
-
-        Raises:
-            BufferError: `dl_device` is another device, or `copy=True`.
-            ClosedError: the buffer is closed.
-        """
-        return self.dlpack_window(
-            0, self.size, stream=stream, max_version=max_version, dl_device=dl_device, copy=copy
-        )
-
     def dlpack_window(
         self,
         start: int,
@@ -453,7 +426,18 @@ class DeviceMemory:
         dl_device: tuple[int, int] | None = None,
         copy: bool | None = None,
     ) -> Any:
-        """`__dlpack__` of `size` bytes from `start` (what a windowed `Buffer` exports)."""
+        """`__dlpack__` of `size` bytes from `start` (what a windowed `Buffer` exports).
+
+        The capsule keeps this object alive until the consumer is done with the tensor,
+        but `close()` (or closing the context) frees the memory all the same: close it
+        only once the consumer's tensor is gone. There is no pending work to order:
+        `stream` is checked and otherwise unused, since writes through
+        `upload(stream=...)` are the caller's to synchronize.
+
+        Raises:
+            BufferError: `dl_device` is another device, or `copy=True`.
+            ClosedError: the buffer is closed.
+        """
         self._range(start, size)
         return _dlpack.export_cuda(
             self,

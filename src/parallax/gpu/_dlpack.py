@@ -26,7 +26,7 @@ from __future__ import annotations
 import atexit
 import ctypes
 from collections.abc import Callable
-from typing import Any, Final
+from typing import Any, Final, Protocol
 
 KDL_CPU: Final = 1
 KDL_CUDA: Final = 2
@@ -287,3 +287,47 @@ def export_cuda(
     if consumer is not None and wait is not None:
         wait(consumer)
     return to_capsule(ptr, size, device, keepalive, versioned=versioned)
+
+
+class _Windowed(Protocol):
+    @property
+    def size(self) -> int: ...
+
+    def dlpack_window(
+        self,
+        start: int,
+        size: int,
+        *,
+        stream: int | None = None,
+        max_version: tuple[int, int] | None = None,
+        dl_device: tuple[int, int] | None = None,
+        copy: bool | None = None,
+    ) -> Any: ...
+
+
+class WholeExport:
+    """`__dlpack__` of all `size` bytes, through the class's own `dlpack_window`: what
+    the CUDA memory owners (`DeviceMemory`, `CudaMemory`) share."""
+
+    __slots__ = ()
+
+    def __dlpack__(
+        self: _Windowed,
+        *,
+        stream: int | None = None,
+        max_version: tuple[int, int] | None = None,
+        dl_device: tuple[int, int] | None = None,
+        copy: bool | None = None,
+    ) -> Any:
+        """A DLPack capsule of the whole memory (1-D uint8, no copy), for
+        `jax.dlpack.from_dlpack`, `torch.from_dlpack`, `cupy.from_dlpack`: "dltensor" for
+        a consumer without `max_version` (or below 1.0), else "dltensor_versioned". The
+        owner stays alive until the consumer is done with the tensor. `stream` follows
+        the array API (None/1/2/a handle/-1); see `dlpack_window` for what is waited on.
+
+        Raises:
+            BufferError: `dl_device` is another device, or `copy=True`.
+        """
+        return self.dlpack_window(
+            0, self.size, stream=stream, max_version=max_version, dl_device=dl_device, copy=copy
+        )
