@@ -18,7 +18,7 @@ $(STAMP): pyproject.toml
 demo: $(STAMP)
 	$(PY) examples/demo.py
 
-CODE := $(wildcard src tests benches examples)
+CODE := $(wildcard src tests benches examples tools)
 
 lint: $(STAMP)
 	$(VENV)/bin/ruff check $(CODE)
