@@ -1,4 +1,4 @@
-"""The gst-launch grammar (`parallax.pipeline._parse`): good lines, bad lines, round trips.
+"""The gst-launch grammar (`pipeline._lex`, `_parse`, `_print`): good lines, bad lines, round trips.
 
 Bad input gets at least as many tests as good input; every error is checked for its
 column. The hypothesis tests hold h11's fuzz invariant (any text parses or raises
@@ -18,18 +18,18 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from parallax._errors import ParseError
-from parallax.pipeline._parse import (
-    DEFAULT_CAPS_NAMES,
+from parallax.pipeline._description import (
     BinDecl,
     Description,
     ElementDecl,
     Endpoint,
     Link,
     Prop,
-    parse,
     strip_positions,
-    to_launch,
 )
+from parallax.pipeline._lex import DEFAULT_CAPS_NAMES
+from parallax.pipeline._parse import parse
+from parallax.pipeline._print import to_launch
 
 DOC = Path(__file__).resolve().parents[2] / "docs" / "launch-syntax.md"
 

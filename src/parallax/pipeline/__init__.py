@@ -10,7 +10,10 @@ Layout:
     _func.py      `@transform`, `@sink`, `@source`: elements from functions
     _alloc.py     `BufferAllocator`: sources' buffers, loaned from shared-memory pools
     _registry.py  factory names → classes, from entry points (`parallax.elements`)
-    _parse.py     the gst-launch grammar (pure)
+    _lex.py       the gst-launch tokens and quoting rules (pure)
+    _description.py  what a launch line describes: elements, bins, links (pure)
+    _parse.py     the gst-launch grammar: tokens → `Description` (pure)
+    _print.py     `Description` → a canonical launch line (pure)
     _launch.py    `parse_launch`: grammar → linked pipeline
     _pipeline.py  `Pipeline`: graph, states, run/pull
     _builder.py   `Chain`: the typed builder

@@ -79,8 +79,8 @@ def to_dot(pipeline: Pipeline) -> str:
 def to_launch(pipeline: Pipeline) -> str:
     """A launch string that `parse_launch` turns back into the same graph: every element
     named, its non-default properties as text, each link through its pads."""
-    from ._parse import Description, ElementDecl, Endpoint, Link, Prop
-    from ._parse import to_launch as print_launch
+    from ._description import Description, ElementDecl, Endpoint, Link, Prop
+    from ._print import to_launch as print_launch
 
     keys = {name: i for i, name in enumerate(pipeline.elements)}
     elements = tuple(

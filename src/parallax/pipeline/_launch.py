@@ -1,8 +1,9 @@
 """`parse_launch`: a gst-launch string → a linked `Pipeline`.
 
-The grammar lives in `_parse.py` (pure); this module resolves factories through the
-registry, sets properties from text, inserts a `capsfilter` for each `! caps !`, and
-links. Every error is located: it carries the launch text and the column.
+The grammar lives in `_parse.py` (pure; its tokens in `_lex.py`, its result in
+`_description.py`); this module resolves factories through the registry, sets
+properties from text, inserts a `capsfilter` for each `! caps !`, and links. Every
+error is located: it carries the launch text and the column.
 """
 
 from __future__ import annotations
@@ -11,8 +12,9 @@ from parallax._errors import ParallaxError, ParseError
 from parallax.caps import Caps
 
 from . import _registry
+from ._description import Description
 from ._element import Element
-from ._parse import Description, parse
+from ._parse import parse
 from ._pipeline import Pipeline
 
 
