@@ -3,13 +3,14 @@
 from __future__ import annotations
 
 import enum
+import math
 
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
 from parallax import PropertyError
-from parallax.elements import FakeSrc, FileSrc, Queue
+from parallax.elements import FakeSrc, FileSrc, Identity, IpcSrc, Queue
 from parallax.pipeline import Property
 from parallax.pipeline._props import parse_bool, parse_int
 
@@ -113,3 +114,71 @@ def test_enum_and_float_properties() -> None:
     assert h.ratio == 1.0
     with pytest.raises(PropertyError, match=r"in \[0, 1\], got 1.5"):
         h.ratio = 1.5
+
+
+class _Floats:
+    name = "floats0"
+    free = Property(0.0, doc="any number")
+    at_least = Property(5.0, doc="a bound below", minimum=0.0)
+    at_most = Property(1.0, doc="a bound above", maximum=10.0)
+
+
+def _set(attr: str, value: float | str) -> None:
+    """Set `value` on a fresh holder: a float as Python does, a str as launch text."""
+    if isinstance(value, str):
+        getattr(_Floats, attr).from_string(value, element="floats0")
+    else:
+        setattr(_Floats(), attr, value)
+
+
+@pytest.mark.parametrize("attr", ["free", "at_least", "at_most"])
+@pytest.mark.parametrize("value", [math.nan, -math.nan, "nan", "NaN", "-nan"])
+def test_nan_is_refused_by_every_float_property(attr: str, value: float | str) -> None:
+    prop = getattr(_Floats, attr)
+    with pytest.raises(PropertyError) as info:
+        _set(attr, value)
+    assert str(info.value).startswith(f"floats0: property '{prop.name}' expects a number")
+    assert str(info.value).endswith("(NaN is not a number)")
+    assert info.value.element == "floats0"
+    assert info.value.prop == prop.name
+    assert isinstance(info.value.value, str) or math.isnan(info.value.value)
+
+
+@pytest.mark.parametrize("attr", ["at_least", "at_most"])
+@pytest.mark.parametrize("value", [math.inf, -math.inf, "inf", "-inf", "infinity"])
+def test_infinity_is_refused_where_a_bound_is_given(attr: str, value: float | str) -> None:
+    prop = getattr(_Floats, attr)
+    with pytest.raises(PropertyError, match=rf"^floats0: property '{prop.name}' expects"):
+        _set(attr, value)
+
+
+def test_infinity_is_a_value_where_no_bound_is_given() -> None:
+    f = _Floats()
+    f.free = math.inf
+    assert f.free == math.inf
+    assert _Floats.free.from_string("-inf") == -math.inf
+
+
+def test_nan_timeout_and_probability_on_real_elements() -> None:
+    with pytest.raises(PropertyError, match=r"^src: property 'timeout' expects a number >= 0, got"):
+        IpcSrc(name="src", service="x").set_property("timeout", "nan")
+    with pytest.raises(PropertyError, match=r"^id: property 'timeout' expects .* got inf"):
+        IpcSrc(name="id", service="x").timeout = math.inf
+    with pytest.raises(PropertyError, match=r"^i: property 'drop-probability' expects a number in"):
+        Identity(name="i", drop_probability=math.nan)
+
+
+@given(st.floats(allow_nan=True, allow_infinity=True))
+def test_any_float_is_kept_exactly_or_refused(x: float) -> None:
+    for prop in (_Floats.free, _Floats.at_least, _Floats.at_most):
+        lo = -math.inf if prop.minimum is None else prop.minimum
+        hi = math.inf if prop.maximum is None else prop.maximum
+        bounded = prop.minimum is not None or prop.maximum is not None
+        ok = not math.isnan(x) and lo <= x <= hi and not (bounded and math.isinf(x))
+        for value in (x, repr(x)):
+            if ok:
+                got = prop.validate(value) if isinstance(value, float) else prop.from_string(value)
+                assert got == x
+            else:
+                with pytest.raises(PropertyError, match=f"property '{prop.name}' expects"):
+                    _set(prop.attr, value)

@@ -14,6 +14,7 @@ the Python attribute `num_buffers` is the property `num-buffers`.
 from __future__ import annotations
 
 import enum
+import math
 import re
 from collections.abc import Callable, Sequence
 from typing import Any, Generic, TypeVar, overload
@@ -169,8 +170,11 @@ class Property(Generic[T]):
     def validate(self, value: object, *, element: str = "") -> T:
         """Check a Python value's type and range; ints are accepted where floats are.
 
+        NaN is refused by every float property; infinity by one with a bound (an
+        unbounded float property may be infinite).
+
         Raises:
-            PropertyError: the value has the wrong type or is out of range.
+            PropertyError: the value has the wrong type, is NaN, or is out of range.
         """
         kind = self.kind
         if kind is float and isinstance(value, int) and not isinstance(value, bool):
@@ -181,6 +185,14 @@ class Property(Generic[T]):
                 raise self._fail(element, value)
             if not isinstance(value, kind):
                 raise self._fail(element, value)
+            if isinstance(value, float):
+                # NaN compares false with every bound, so it would pass any range check
+                # and then never time out / never match; infinity passes a one-sided bound.
+                if math.isnan(value):
+                    raise self._fail(element, value, "NaN is not a number")
+                bounded = self.minimum is not None or self.maximum is not None
+                if bounded and math.isinf(value):
+                    raise self._fail(element, value, "infinity is out of range")
             if isinstance(value, int | float) and not isinstance(value, bool):
                 if self.minimum is not None and value < self.minimum:
                     raise self._fail(element, value)
