@@ -19,6 +19,9 @@ Layout:
     _builder.py   `Chain`: the typed builder
     _export.py    DOT and JSON
     _metrics.py   counters, timing, the Prometheus endpoint
+    _httpd.py     HTTP servers a pipeline owns: addresses, the serving thread
+    _view.py      `LiveView`: a running pipeline's graph, layout, rates, messages
+    _web.py       `WebServer`: the live view in the browser (page in web/)
 """
 
 from . import _registry as registry
@@ -54,6 +57,7 @@ from ._pad import PadTemplate as PadTemplate
 from ._pipeline import Pipeline as Pipeline
 from ._props import Property as Property
 from ._registry import UnknownElement as UnknownElement
+from ._web import WebServer as WebServer
 
 __all__ = [
     "AsyncSource",
@@ -84,6 +88,7 @@ __all__ = [
     "Transform",
     "UnknownElement",
     "Video",
+    "WebServer",
     "parse_launch",
     "registry",
     "sink",

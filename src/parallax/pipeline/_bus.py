@@ -9,7 +9,7 @@ import enum
 import threading
 import time
 from collections import deque
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -59,6 +59,7 @@ class Bus:
         self._messages: deque[Message] = deque()
         self._cond = threading.Condition()
         self._capacity = capacity
+        self._listeners: tuple[Callable[[Message], None], ...] = ()
 
     def post(self, message: Message) -> None:
         """Queue a message and wake anyone polling."""
@@ -67,6 +68,17 @@ class Bus:
                 self._drop_one()
             self._messages.append(message)
             self._cond.notify_all()
+        for listener in self._listeners:
+            listener(message)
+
+    def add_listener(self, listener: Callable[[Message], None]) -> None:
+        """Also hand every message posted from now on to `listener`, on the posting thread
+        (it must not block); the message stays queued for `poll`. Undo: `remove_listener`."""
+        self._listeners = (*self._listeners, listener)
+
+    def remove_listener(self, listener: Callable[[Message], None]) -> None:
+        """Stop calling `listener` (a no-op if it is not listening)."""
+        self._listeners = tuple(x for x in self._listeners if x != listener)
 
     def _drop_one(self) -> None:
         keep = MessageType.EOS | MessageType.ERROR

@@ -17,6 +17,7 @@ from parallax._errors import MissingExtra
 from parallax.buffer import Buffer
 
 from ._element import Element, Source
+from ._httpd import ServerThread
 from ._pad import Pad
 
 if TYPE_CHECKING:
@@ -138,20 +139,13 @@ class MetricsServer:
 
         registry = CollectorRegistry()
         registry.register(_Collector())
-        self._server = make_server(host, port, make_wsgi_app(registry), handler_class=_Quiet)
-        self.port = self._server.server_port
-        self._thread = threading.Thread(
-            target=self._server.serve_forever, name="parallax:metrics", daemon=True
-        )
-        self._thread.start()
+        server = make_server(host, port, make_wsgi_app(registry), handler_class=_Quiet)
+        self.port = server.server_port
+        self._serving = ServerThread(server, "parallax:metrics")
 
     def close(self) -> None:
         """Stop serving and join the thread. Idempotent."""
-        server, self._server = self._server, None  # type: ignore[assignment]
-        if server is not None:
-            server.shutdown()
-            server.server_close()
-            self._thread.join()
+        self._serving.close()
 
     def __enter__(self) -> MetricsServer:
         return self

@@ -26,6 +26,7 @@ from ._tracing import span
 
 if TYPE_CHECKING:
     from ._builder import Chain
+    from ._web import WebServer
 
 log = logging.getLogger("parallax.pipeline")
 _T = TypeVar("_T", bound=Media)
@@ -418,6 +419,20 @@ class Pipeline:
         from ._metrics import collect
 
         return collect(self)
+
+    def serve_web(self, address: str = "127.0.0.1:0") -> WebServer:
+        """Serve the live view of this pipeline (graph, placement, rates, errors) in the
+        browser at the returned server's `url`; `/api/pipeline` has the same as JSON.
+
+        `address` is `PORT`, `HOST:PORT` or `[IPV6]:PORT` (no host: loopback; port 0: any
+        free one). The caller owns the server: `close()` it, or use `with`.
+
+        Raises:
+            ParseError: a malformed address. OSError: it cannot be bound.
+        """
+        from ._web import WebServer
+
+        return WebServer(self, address)
 
     def to_dot(self) -> str:
         """The graph in Graphviz DOT."""
