@@ -8,7 +8,8 @@ is installed, `test_table_matches_gst_inspect` checks the live output against th
 
 The docs format, in the element's `### name` section (a paragraph; it may wrap):
 
-    Not applicable here: `silent` (nothing is logged per buffer); `name-b` (reason b)
+    Not applicable here: `silent` (nothing is logged per buffer); `name-b` (reason b);
+    `name-c` and `name-d` (a reason they share)
 
 GstObject's own `name` and `parent` are not element properties here: ignored.
 """
@@ -106,7 +107,9 @@ GST_PROPERTIES: dict[str, frozenset[str]] = {
 
 # A property line in gst-inspect's block: two spaces, the name, padding, a colon.
 _PROPERTY_LINE = re.compile(r"^  ([a-z][a-z0-9-]*)\s*:")
-_ENTRY = re.compile(r"`([a-z][a-z0-9-]*)`\s*\(")
+# One entry: a name, or names sharing a reason ("`a` and `b`", "`a`, `b` or `c`"), then "(".
+_NAME = r"`[a-z][a-z0-9-]*`"
+_ENTRY = re.compile(rf"({_NAME}(?:\s*(?:,\s*(?:and\s+|or\s+)?|and\s+|or\s+|/\s*){_NAME})*)\s*\(")
 
 
 def parse_gst_inspect(text: str) -> frozenset[str]:
@@ -176,12 +179,13 @@ def parse_not_applicable(section: str) -> dict[str, str]:
         while end < len(text) and depth:
             depth += {"(": 1, ")": -1}.get(text[end], 0)
             end += 1
+        names = re.findall(r"`([a-z][a-z0-9-]*)`", m.group(1))
         if depth:
-            raise ValueError(f"unclosed '(' in the reason for `{m.group(1)}`")
+            raise ValueError(f"unclosed '(' in the reason for `{names[0]}`")
         reason = text[m.end() : end - 1].strip()
         if not reason:
-            raise ValueError(f"`{m.group(1)}` has an empty reason")
-        out[m.group(1)] = reason
+            raise ValueError(f"`{names[0]}` has an empty reason")
+        out.update(dict.fromkeys(names, reason))
         at = end
     return out
 
@@ -208,6 +212,19 @@ def test_parse_not_applicable_entries_with_nested_parentheses_and_wrapping() -> 
         "silent": "nothing is logged per buffer",
         "qos": "no QoS events (yet)",
         "async": "state changes are synchronous",
+    }
+
+
+def test_parse_not_applicable_names_sharing_one_reason() -> None:
+    section = "\nNot applicable here: `silent` and `last-message` (no per-buffer messages);\n`a`, `b` or `c` (one reason); `d`/`e` (another).\n"
+    assert parse_not_applicable(section) == {
+        "silent": "no per-buffer messages",
+        "last-message": "no per-buffer messages",
+        "a": "one reason",
+        "b": "one reason",
+        "c": "one reason",
+        "d": "another",
+        "e": "another",
     }
 
 
