@@ -26,19 +26,28 @@ Two setups, interleaved round by round (`_common.medians`):
   saw EOS / the last byte, both read with `time.monotonic()` (CLOCK_MONOTONIC: one clock
   for every process on Linux). This is how a TCP link is used: between two processes.
   Its CPU line adds both processes (sender + receiver).
+- `tcp-loopback-1MiB-x<N>-tls`: the one-process setup with `tls=true` on both ends
+  (the receiver presents a certificate that a CA made for this run signed; the sender
+  verifies it; the `openssl` command makes both, before any clock starts). Its "peer" is
+  the same setup without TLS, from the same rounds, so the ratio is what TLS costs:
+  tls / plain throughput. Left out, with a note, where `openssl` is missing.
 """
 
 from __future__ import annotations
 
 import multiprocessing as mp
 import os
+import shutil
 import socket
 import statistics
+import subprocess
+import tempfile
 import threading
 import time
 from collections import defaultdict
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
+from pathlib import Path
 
 from _common import Result, args, medians, report
 
@@ -74,25 +83,56 @@ def _register() -> None:
             registry.register(cls)
 
 
-def time_ours(n: int) -> float:
-    """Seconds to move n 1 MiB buffers through tcpclientsink → tcpserversrc."""
-    rx = parallax.parse_launch("tcpserversrc name=in port=0 ! fakesink")
+def time_ours(n: int, tls: tuple[str, str] | None = None) -> float:
+    """Seconds to move n 1 MiB buffers through tcpclientsink → tcpserversrc; `tls`: the
+    receiver's and the sender's TLS properties (`tls_properties`)."""
+    rx_tls, tx_tls = tls or ("", "")
+    rx = parallax.parse_launch(f"tcpserversrc name=in port=0 {rx_tls} ! fakesink")
     rx.play()
     try:
         port = rx.get_by_name("in").bound_port  # type: ignore[attr-defined]
         tx = parallax.parse_launch(
-            f"fakesrc sizetype=fixed sizemax=1M pool-slots=4 num-buffers={n} ! tcpclientsink port={port}"
+            f"fakesrc sizetype=fixed sizemax=1M pool-slots=4 num-buffers={n} "
+            f"! tcpclientsink port={port} {tx_tls}"
         )
         c0, t0 = _cpu(), time.perf_counter()
         tx.run(timeout=120)
         message = rx.wait(120)
         took = time.perf_counter() - t0
-        _note_cpu("ours", c0, n)
+        _note_cpu("ours" if tls is None else "ours-tls", c0, n)
     finally:
         rx.stop()
     if message is None or message.type is not MessageType.EOS:
         raise RuntimeError(f"receiver did not reach EOS: {message}")
     return took
+
+
+def tls_properties(where: Path) -> tuple[str, str] | None:
+    """Make a CA and a certificate for 127.0.0.1 that it signed, in `where`, with the
+    `openssl` command; the receiver's and the sender's TLS properties, or None (no openssl).
+    """
+    exe = shutil.which("openssl")
+    if exe is None:
+        return None
+
+    def openssl(*args: str) -> None:
+        subprocess.run([exe, *args], cwd=where, check=True, capture_output=True, timeout=60)
+
+    ec = ("-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:P-256", "-nodes")
+    openssl(
+        *("req", "-x509", *ec, "-days", "1", "-subj", "/CN=bench-ca"),
+        *("-keyout", "ca.key", "-out", "ca.pem", "-addext", "basicConstraints=critical,CA:TRUE"),
+    )
+    (where / "server.ext").write_text("subjectAltName=IP:127.0.0.1\n")
+    openssl("req", "-new", *ec, "-subj", "/CN=127.0.0.1", "-keyout", "rx.key", "-out", "rx.csr")
+    openssl(
+        *("x509", "-req", "-in", "rx.csr", "-CA", "ca.pem", "-CAkey", "ca.key"),
+        *("-set_serial", "1", "-days", "1", "-extfile", "server.ext", "-out", "rx.pem"),
+    )
+    return (
+        f"tls=true tls-cert={where / 'rx.pem'} tls-key={where / 'rx.key'}",
+        f"tls=true tls-ca={where / 'ca.pem'}",
+    )
 
 
 def time_raw(n: int) -> float:
@@ -277,15 +317,19 @@ def main() -> None:
     _register()
     n = 256 if opts.quick else 2048
     repeats = 3 if opts.quick else 7
-    meds = medians(
-        {
+    with tempfile.TemporaryDirectory(prefix="tcp-bench-") as certs:
+        tls = tls_properties(Path(certs))
+        fns: dict[str, Callable[[], float]] = {
             "ours": lambda: time_ours(n),
             "raw": lambda: time_raw(n),
             "ours-2proc": lambda: time_ours_2proc(n),
             "raw-2proc": lambda: time_raw_2proc(n),
-        },
-        repeats,
-    )
+        }
+        if tls is not None:
+            fns["ours-tls"] = lambda: time_ours(n, tls)
+        else:
+            print("tcp-loopback-...-tls left out: it needs the openssl command for certificates")
+        meds = medians(fns, repeats)
     gb = n * MIB / 1e9
     print(_cpu_line())
     results = [
@@ -306,6 +350,17 @@ def main() -> None:
             repeats,
         ),
     ]
+    if "ours-tls" in meds:
+        results.append(
+            Result(
+                f"tcp-loopback-1MiB-x{n}-tls",
+                gb / meds["ours-tls"],
+                gb / meds["ours"],
+                "the same link without TLS (tls=false), same rounds",
+                "GB/s",
+                repeats,
+            )
+        )
     report(f"TCP link: {n} buffers of 1 MiB over loopback", results)
 
 

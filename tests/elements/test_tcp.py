@@ -12,7 +12,7 @@ from parallax import FlowError
 from parallax.buffer import Buffer
 from parallax.caps import Caps
 from parallax.elements import TcpClientSink, TcpClientSrc, TcpServerSink, TcpServerSrc
-from parallax.link import FrameError, encode_eos, encode_frame
+from parallax.link import MAX_CAPS, FrameError, encode_eos, encode_frame
 from parallax.pipeline import MessageType, registry
 
 CAPS = "tensor,dtype=float32"
@@ -391,3 +391,173 @@ def test_tcpserversrc_merges_concurrent_senders() -> None:
         mine = [g for g in got if g.offset == k]
         assert [g.sequence for g in mine] == list(range(200))  # in order, none lost
         assert all(g.to_bytes() == bytes([k]) * (1 + g.sequence * 997 % 70_000) for g in mine)
+
+
+# -- how a stream ends: its EOS frame, or an error -----------------------------------------
+
+
+def _frames(n: int) -> bytes:
+    return b"".join(encode_frame(bytes([i]) * 100, sequence=i, caps=b"bytes") for i in range(n))
+
+
+def _serve_once(data: bytes, launch: str) -> tuple[list[Buffer], BaseException | None]:
+    """A raw server that sends `data` to one `tcpclientsrc ... ! appsink name=sink` and
+    closes: what the sink got, and the error pulling raised (None: a clean EOS)."""
+    got: list[Buffer] = []
+    with socket.create_server(("127.0.0.1", 0)) as server:
+        port = server.getsockname()[1]
+        p = parallax.parse_launch(f"{launch.format(port=port)} ! appsink name=sink max-buffers=0")
+        p.set_state(parallax.State.READY)  # connects
+        try:
+            conn, _ = server.accept()
+            with conn:
+                conn.sendall(data)
+            try:
+                for buf in p.pull("sink", timeout=10):
+                    got.append(buf)
+            except FlowError as e:
+                return got, e
+        finally:
+            p.stop()
+    return got, None
+
+
+def test_tcpclientsrc_stream_without_eos_frame_is_an_error() -> None:
+    # The sender died between frames: not a clean EOS. The error names the element, the
+    # peer, the bytes and the frames that arrived.
+    data = _frames(3)
+    got, err = _serve_once(data, "tcpclientsrc name=rx port={port}")
+    assert isinstance(err, FlowError) and err.element == "rx"
+    cause = err.__cause__
+    assert isinstance(cause, FrameError) and cause.reason == "no eos"
+    assert cause.offset == len(data)
+    text = str(err)
+    assert text.startswith("rx: 127.0.0.1:")
+    assert f"stream ended at byte {len(data)} without an EOS frame, after 3 whole frames" in text
+    assert [b.sequence for b in got] == [0, 1, 2]  # what came before is still delivered
+
+
+def test_tcpclientsrc_allow_truncated_takes_a_close_between_frames_for_eos() -> None:
+    got, err = _serve_once(_frames(3), "tcpclientsrc port={port} allow-truncated=true")
+    assert err is None and [b.sequence for b in got] == [0, 1, 2]
+    # A frame cut in half is still an error: half a frame is not a buffer.
+    data = _frames(2) + encode_frame(b"z" * 1000)[:500]
+    got, err = _serve_once(data, "tcpclientsrc port={port} allow-truncated=true")
+    assert isinstance(err, FlowError) and isinstance(err.__cause__, FrameError)
+    assert err.__cause__.reason == "truncated" and "after 2 whole frames" in str(err)
+
+
+def test_tcpclientsrc_empty_stream_is_an_error() -> None:
+    got, err = _serve_once(b"", "tcpclientsrc port={port}")
+    assert got == [] and isinstance(err, FlowError)
+    assert "without an EOS frame, after 0 whole frames" in str(err)
+
+
+def test_tcpclientsrc_non_strm_bytes_are_bad_magic() -> None:
+    _, err = _serve_once(b"hi\n", "tcpclientsrc port={port}")
+    assert isinstance(err, FlowError) and isinstance(err.__cause__, FrameError)
+    assert err.__cause__.reason == "bad magic" and "b'hi\\n'" in str(err)
+
+
+def _sender(port: int, data: bytes, *, shutdown: bool = True) -> None:
+    with socket.create_connection(("127.0.0.1", port)) as raw:
+        raw.sendall(data)
+        if shutdown:
+            raw.shutdown(socket.SHUT_WR)
+            raw.settimeout(5)
+            _drain(raw)  # until the server closes its side
+
+
+def _serversrc(extra: str = "") -> parallax.Pipeline:
+    rx = parallax.parse_launch(
+        f"tcpserversrc name=in port=0 {extra} ! appsink name=sink max-buffers=0"
+    )
+    rx.play()
+    return rx
+
+
+def _in_port(rx: parallax.Pipeline) -> int:
+    return rx.get_by_name("in").bound_port  # type: ignore[attr-defined, no-any-return]
+
+
+def test_tcpserversrc_sender_that_dies_fails_the_pipeline() -> None:
+    for cut in (_frames(2), _frames(2) + encode_frame(b"y" * 1000)[:300]):
+        rx = _serversrc()
+        try:
+            _sender(_in_port(rx), cut)
+            with pytest.raises(FlowError) as info:
+                list(rx.pull("sink", timeout=10))
+        finally:
+            rx.stop()
+        assert info.value.element == "in"
+        assert str(info.value).startswith("in: sender 127.0.0.1:")
+        assert "after 2 whole frames" in str(info.value)
+        assert isinstance(info.value.__cause__, FrameError)
+        assert info.value.__cause__.reason == ("no eos" if cut == _frames(2) else "truncated")
+
+
+def test_tcpserversrc_allow_truncated_counts_a_close_between_frames_as_finished() -> None:
+    rx = _serversrc("allow-truncated=true num-senders=1")
+    try:
+        _sender(_in_port(rx), _frames(4))
+        got = list(rx.pull("sink", timeout=10))  # EOS: the one sender finished
+    finally:
+        rx.stop()
+    assert [b.sequence for b in got] == [0, 1, 2, 3]
+
+
+def test_tcpserversrc_probes_are_warnings_not_senders() -> None:
+    # `echo hi | nc 127.0.0.1 PORT` (fewer bytes than a header), an HTTP request, and a
+    # connection closed before its first byte (`nc -z`): a WARNING each; the pipeline
+    # goes on and still counts its one real sender.
+    rx = _serversrc("num-senders=1")
+    try:
+        port = _in_port(rx)
+        _sender(port, b"hi\n")
+        msg = rx.bus.poll(MessageType.WARNING, 10)
+        assert msg is not None
+        err = msg.data["error"]
+        assert isinstance(err, FrameError) and err.reason == "bad magic" and err.offset == 0
+        assert "b'hi\\n'" in str(err) and "3 bytes seen" in str(err)
+        _sender(port, b"GET / HTTP/1.1\r\n\r\n", shutdown=False)
+        msg = rx.bus.poll(MessageType.WARNING, 10)
+        assert msg is not None and "b'GET / HTTP/1.1\\r\\n'" in msg.data["text"]
+        _sender(port, b"")
+        msg = rx.bus.poll(MessageType.WARNING, 10)
+        assert msg is not None
+        assert "closed its connection before sending a frame" in msg.data["text"]
+        _sender(port, _frames(2) + encode_eos())
+        got = list(rx.pull("sink", timeout=10))
+    finally:
+        rx.stop()
+    assert [b.sequence for b in got] == [0, 1]
+
+
+def test_tcpserversrc_allow_truncated_drops_a_half_frame_with_a_warning() -> None:
+    rx = _serversrc("allow-truncated=true num-senders=1")
+    try:
+        port = _in_port(rx)
+        _sender(port, _frames(1) + encode_frame(b"y" * 1000)[:300])
+        msg = rx.bus.poll(MessageType.WARNING, 10)
+        assert msg is not None and msg.data["error"].reason == "truncated"
+        _sender(port, _frames(1) + encode_eos())
+        got = list(rx.pull("sink", timeout=10))
+    finally:
+        rx.stop()
+    assert [b.sequence for b in got] == [0, 0]
+
+
+def test_tcpclientsink_refuses_caps_over_the_limit() -> None:
+    with socket.create_server(("127.0.0.1", 0)) as server:
+        tx = parallax.parse_launch(
+            f"appsrc name=src ! tcpclientsink name=tx port={server.getsockname()[1]}"
+        )
+        src = tx.get_by_name("src")
+        src.set_property("caps", "application/x-test,note=" + "a" * MAX_CAPS)
+        src.push_buffer(Buffer(b"x"))  # type: ignore[attr-defined]
+        src.end_of_stream()  # type: ignore[attr-defined]
+        with pytest.raises(FlowError) as info:
+            tx.run(timeout=10)
+    assert info.value.element == "tx"
+    assert f"the limit is {MAX_CAPS:,} bytes" in str(info.value)
+    assert f"caps of {MAX_CAPS + 24:,} bytes" in str(info.value)

@@ -8,6 +8,7 @@ import random
 import struct
 import time
 import zlib
+from typing import Any
 
 import pytest
 from hypothesis import given, settings
@@ -19,6 +20,7 @@ from parallax.link import (
     FLAG_EOS,
     HEADER,
     MAGIC,
+    MAX_CAPS,
     NEED_DATA,
     PREFIX,
     FrameDecoder,
@@ -35,10 +37,13 @@ from parallax.link import (
 CAPS = b"tensor,dtype=float32"
 
 
-def decode_all(data: bytes, chunks: list[int] | None = None, **kw: int) -> list[object]:
+def decode_all(
+    data: bytes, chunks: list[int] | None = None, *, max_length: int = 1 << 26, eos: bool = False
+) -> list[object]:
     """Feed `data` (in chunks of the given sizes, cycling) then EOF; return every event,
-    payloads joined per frame as bytes."""
-    dec = FrameDecoder(**kw)
+    payloads joined per frame as bytes. Unless `eos`, the stream may end without its EOS
+    frame (most tests here are about frames, not about how a stream ends)."""
+    dec = FrameDecoder(max_length=max_length, require_eos=eos)
     out: list[object] = []
     pos, i = 0, 0
     payload = bytearray()
@@ -137,7 +142,7 @@ def test_bytes_needed_never_reads_into_payload() -> None:
     assert dec.bytes_needed == 0 and dec.pending_payload == 10
 
 
-def _expect(data: bytes, reason: str, offset: int, **kw: int) -> FrameError:
+def _expect(data: bytes, reason: str, offset: int, **kw: Any) -> FrameError:
     with pytest.raises(FrameError) as info:
         decode_all(data, **kw)
     assert info.value.reason == reason
@@ -184,7 +189,10 @@ def test_truncated_frame() -> None:
 
 
 def test_caps_bounded_and_checked() -> None:
-    _expect(encode_frame(b"", caps=b"x" * 5000), "caps too long", PREFIX - 2)
+    head = bytearray(encode_frame(b""))
+    struct.pack_into("<H", head, PREFIX - 2, MAX_CAPS + 1)  # a frame no encoder would make
+    err = _expect(bytes(head) + b"x" * (MAX_CAPS + 1), "caps too long", PREFIX - 2)
+    assert f"caps of {MAX_CAPS + 1:,} bytes" in str(err) and f"max {MAX_CAPS:,}" in str(err)
     _expect(encode_frame(b"", caps=b"\xff\xfe"), "bad caps", PREFIX)
     _expect(encode_frame(b"", caps=b"((("), "bad caps", PREFIX)
 
@@ -337,3 +345,109 @@ def test_deferred_crc_is_checked_by_the_caller() -> None:
         else:
             end.deferred.verify(zlib.crc32(body))
         assert dec.next_event() is NEED_DATA  # the decoder goes on with the next frame
+
+
+# -- how a stream ends -------------------------------------------------------------------
+
+
+def test_a_stream_ends_with_its_eos_frame() -> None:
+    frames = encode_frame(b"one", caps=CAPS) + encode_frame(b"two") + encode_eos()
+    events = decode_all(frames, eos=True)
+    assert [e for e in events if isinstance(e, bytes)] == [b"one", b"two", b""]
+    dec = FrameDecoder()
+    dec.receive_data(frames)
+    dec.receive_data(b"")
+    while dec.next_event() is not CLOSED:
+        pass
+    assert (dec.frames, dec.eos) == (2, True)
+
+
+def test_eof_at_a_frame_boundary_without_eos_is_no_eos() -> None:
+    # The sender died between two frames: by default an error, not a clean end.
+    two = encode_frame(b"one", caps=CAPS) + encode_frame(b"two")
+    err = _expect(two, "no eos", len(two), eos=True)
+    assert f"stream ended at byte {len(two)} without an EOS frame, after 2 whole frames" in (
+        str(err)
+    )
+    assert "after 0 whole frames" in str(_expect(b"", "no eos", 0, eos=True))
+    # require_eos=False: a peer that cannot send one (`cat frames | nc`) ends cleanly.
+    assert decode_all(two)[1::2] == [b"one", b"two"]
+
+
+def test_data_after_eos_frame_then_eof_still_closes() -> None:
+    dec = FrameDecoder()
+    dec.receive_data(encode_eos())
+    assert isinstance(dec.next_event(), FrameStart)
+    assert isinstance(dec.next_event(), FrameEnd)
+    assert dec.next_event() is NEED_DATA
+    dec.receive_data(b"")
+    assert dec.next_event() is CLOSED
+
+
+@pytest.mark.parametrize("probe", [b"hi\n", b"GET / HTTP/1.1\r\nHost: x\r\n", b"\x16\x03\x01"])
+def test_a_short_non_strm_probe_is_bad_magic_with_the_bytes_seen(probe: bytes) -> None:
+    # `echo hi | nc host port`: fewer bytes than a header, then EOF. Bad magic (not a
+    # truncated frame, not a clean end), quoting what came; refused before the EOF too.
+    err = _expect(probe, "bad magic", 0, eos=True)
+    assert repr(probe[:16]) in str(err) and f"{len(probe)} bytes seen" in str(err)
+    dec = FrameDecoder()
+    dec.receive_data(probe)
+    with pytest.raises(FrameError, match="bad magic at byte 0"):
+        dec.next_event()  # no EOF yet: the first bytes are enough to refuse
+
+
+def test_a_strm_prefix_cut_short_is_truncated_not_bad_magic() -> None:
+    for cut in (1, 3, 4, 20):
+        assert "after 1 whole frame" in str(
+            _expect(encode_frame(b"a") + encode_frame(b"b")[:cut], "truncated", PREFIX + 1 + cut)
+        )
+
+
+def test_bad_magic_quotes_at_most_16_bytes() -> None:
+    junk = b"0123456789abcdefXYZ" * 4
+    err = _expect(encode_frame(b"ok") + junk, "bad magic", PREFIX + 2)
+    assert repr(junk[:16]) + ", ..." in str(err)
+
+
+# -- the caps limit: one number on both sides --------------------------------------------
+
+_CAPS_FIELD = b"application/x-test,note="
+
+
+def _caps_of_length(n: int, fill: str) -> bytes:
+    """A valid caps string of exactly `n` utf-8 bytes (`fill`: one ascii letter)."""
+    return _CAPS_FIELD + fill.encode() * (n - len(_CAPS_FIELD))
+
+
+@settings(max_examples=50)
+@given(
+    st.integers(MAX_CAPS - 64, MAX_CAPS),
+    st.sampled_from("abcXYZ"),
+    st.binary(max_size=64),
+    st.lists(st.integers(61, 5000), min_size=1, max_size=4),
+)
+def test_caps_at_the_limit_round_trip(n: int, fill: str, payload: bytes, chunks: list[int]) -> None:
+    caps = _caps_of_length(n, fill)
+    assert len(caps) == n
+    frame = encode_frame(payload, sequence=n, caps=caps) + encode_eos()
+    events = decode_all(frame, chunks, eos=True)
+    start = events[0]
+    assert isinstance(start, FrameStart) and start.sequence == n
+    assert start.caps == Caps.from_string(caps.decode())
+    assert events[1] == payload
+
+
+@given(st.integers(MAX_CAPS + 1, 0xFFFF), st.sampled_from("abc"))
+def test_the_encoder_refuses_caps_over_the_limit(n: int, fill: str) -> None:
+    with pytest.raises(FrameError) as info:
+        encode_head(0, payload_crc=0, caps=_caps_of_length(n, fill))
+    assert info.value.reason == "caps too long"
+    assert f"caps of {n:,} bytes" in str(info.value)
+    assert f"the limit is {MAX_CAPS:,} bytes" in str(info.value)
+
+
+def test_the_limit_is_4096_and_the_decoder_uses_it() -> None:
+    assert MAX_CAPS == 4096 == FrameDecoder.max_caps
+    encode_head(0, payload_crc=0, caps=_caps_of_length(MAX_CAPS, "a"))  # the limit itself
+    with pytest.raises(FrameError, match="caps of 4,097 bytes"):
+        encode_frame(b"", caps=_caps_of_length(MAX_CAPS + 1, "a"))

@@ -6,6 +6,7 @@ Layout: `_file.py` (filesrc, filesink), `_fake.py` (fakesrc, fakesink), `_basic.
 `_ipc.py` (ipcsink, ipcsrc: the shared-memory process link), `_procqueue.py`
 (procqueue: the downstream part of a pipeline in a child process), `_tcp.py` + `_tcp_sink.py` +
 `_tcp_src.py` (tcpserversink, tcpclientsrc, tcpclientsink, tcpserversrc: the STRM TCP link),
+`_tls.py` (the TCP link's TLS: the tls-* properties, SSL contexts and handshakes),
 `_cuda.py` (cudaupload, cudadownload, CudaMemory: buffers in CUDA device memory).
 """
 

@@ -15,12 +15,19 @@ frame's head arrive in one `recvmsg_into` scattered over the slot and a scratch 
 Because the state lives in the reader, not in a task, going PLAYING → PAUSED → PLAYING
 mid-frame resumes where it stopped.
 
-EOS: a sender ends its stream with an EOS frame (flags bit 0) and closes; a connection
-closed at a frame boundary without one also ends that stream. A bad frame (wrong magic,
-version or flags, a length over `max-frame-size`, a CRC mismatch, a frame cut short)
+EOS: a sender ends its stream with an EOS frame (flags bit 0) and closes. A connection
+that closes without one was cut short (the sender died): a `FrameError` (`no eos` between
+frames, `truncated` inside one) naming the bytes and frames that came, never a clean EOS,
+unless the receiver's `allow-truncated` takes a close between frames for the end. A bad
+frame (wrong magic, version or flags, a length over `max-frame-size`, a CRC mismatch)
 closes that connection with a `FrameError` naming the stream byte offset: `tcpclientsrc`
 fails (a FlowError whose `__cause__` is the FrameError); `tcpserversrc` posts a WARNING
-carrying the error and goes on serving its other senders.
+carrying the error and goes on serving its other senders — but a sender of its own that
+was cut short fails it, since the stream it merges is incomplete. A stray client's bytes
+(`echo hi | nc`) are `bad magic` from the first byte that cannot begin a frame.
+
+TLS (`tls=true`, opt-in; _tls.py): the same frames inside a TLS connection, with
+`send`/`recv_into` where the plain path uses `sendmsg`/`recvmsg_into`.
 
 Slow clients of `tcpserversink`: each client has its own sender thread and a bounded
 queue of `max-queue` frames (default 16, the house queue depth). A full queue holds the
@@ -39,7 +46,7 @@ autotuning (larger fixed SO_SNDBUF/SO_RCVBUF measured no better on loopback).
 
 Layout: this module holds what both halves share (ports, timeouts, limits); the senders
 (`tcpclientsink`, `tcpserversink`) are in `_tcp_sink.py`, the receivers (`tcpclientsrc`,
-`tcpserversrc`) in `_tcp_src.py`.
+`tcpserversrc`) in `_tcp_src.py`, TLS in `_tls.py`.
 """
 
 from __future__ import annotations

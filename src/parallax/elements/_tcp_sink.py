@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import socket
+import ssl
 import threading
 import time
+from collections.abc import Callable
 from queue import Empty, SimpleQueue
 from typing import Any, Final
 
@@ -21,12 +23,14 @@ from parallax.pipeline import Media, MessageType, Property, Sink
 from ._tcp import (
     _FOREVER,
     _LINGER_RESET,
+    _SEND_POLL,
     _SEND_TIMEVAL,
     ACCEPT_POLL,
     CONNECT_TIMEOUT,
     DEFAULT_PORT,
     _listen,
 )
+from ._tls import TlsClient, TlsServer, tls_accept, tls_reason
 
 # -- sending -----------------------------------------------------------------------------
 
@@ -63,9 +67,13 @@ def _sending(sock: socket.socket) -> None:
     Python timeout is non-blocking underneath: a `poll` before every `sendmsg`, and a
     partial send whenever the buffer cannot take the frame); a kernel send timeout
     (SO_SNDTIMEO) still wakes a sender stuck on a stalled peer every `_SEND_POLL` seconds
-    to look for `kick()`; TCP_NODELAY for small frames."""
-    sock.settimeout(None)
-    sock.setsockopt(socket.SOL_SOCKET, socket.SO_SNDTIMEO, _SEND_TIMEVAL)
+    to look for `kick()`; TCP_NODELAY for small frames. A TLS socket gets a Python
+    timeout of `_SEND_POLL` instead (_tls.py says why)."""
+    if isinstance(sock, ssl.SSLSocket):
+        sock.settimeout(_SEND_POLL)
+    else:
+        sock.settimeout(None)
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_SNDTIMEO, _SEND_TIMEVAL)
     sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
 
 
@@ -86,7 +94,29 @@ def _send_all(sock: socket.socket, parts: list[bytes | memoryview]) -> None:
             parts.pop(0)
 
 
-class TcpClientSink(Sink[Media], factory="tcpclientsink"):
+def _send_all_tls(sock: ssl.SSLSocket, parts: list[bytes | memoryview]) -> None:
+    """Write every byte of `parts` over TLS, one `sendall` each (an SSLSocket has no
+    `sendmsg`). A part is popped once sent whole; one that timed out (TimeoutError) has
+    sent nothing we can see and must be retried with the same bytes (SSL_write(3))."""
+    while parts:
+        sock.sendall(parts[0])
+        parts.pop(0)
+
+
+def _discard_unread(sock: socket.socket) -> None:
+    """Read (without waiting) and drop what the peer sent a sender: a TLS server's session
+    tickets, say, which nobody reads. Closing a socket with unread bytes sends a reset
+    (RFC 1122 4.2.2.13, tcp(7)), and a reset makes the peer's kernel drop the frames it
+    has not yet read, EOS frame included. (Our servers send no tickets: _tls.py.)"""
+    sock.setblocking(False)
+    try:
+        while sock.recv(1 << 16):
+            pass
+    except OSError:  # BlockingIOError: nothing (more) there; or the peer is gone
+        pass
+
+
+class TcpClientSink(TlsClient, Sink[Media], factory="tcpclientsink"):
     """Send buffers as STRM frames to a TCP server (a `tcpserversrc`).
 
     The streaming thread builds each frame's head (hashing the payload) and hands it to
@@ -107,14 +137,16 @@ class TcpClientSink(Sink[Media], factory="tcpclientsink"):
         self._encoder = _Encoder()
 
     def start(self) -> None:
+        ctx = self.tls_client_context()
+        peer = f"{self.host}:{self.port}"
         try:
             sock = socket.create_connection((self.host, self.port), timeout=CONNECT_TIMEOUT)
         except OSError as e:
-            raise FlowError(
-                f"{self.name}: cannot connect to {self.host}:{self.port}: {e}", element=self.name
-            ) from e
+            raise FlowError(f"{self.name}: cannot connect to {peer}: {e}", element=self.name) from e
+        if ctx is not None:
+            sock = self.tls_connect(ctx, sock, self.host)  # closes sock if it fails
         _sending(sock)
-        self._client = _Client(sock, f"{self.host}:{self.port}", self.max_queue)
+        self._client = _Client(sock, peer, self.max_queue)
 
     def activate(self) -> None:
         super().activate()
@@ -174,8 +206,19 @@ class _Client:
     stream.
     """
 
-    def __init__(self, sock: socket.socket, peer: str, max_queue: int) -> None:
+    def __init__(
+        self,
+        sock: socket.socket,
+        peer: str,
+        max_queue: int,
+        *,
+        handshake: Callable[[str], None] | None = None,
+    ) -> None:
         self.sock, self.peer, self.max_queue = sock, peer, max_queue
+        self.tls = isinstance(sock, ssl.SSLSocket)
+        # A TLS server's handshake, made first in the sender thread; a failure is told
+        # to `handshake` (a warning) and ends the client.
+        self._handshake = handshake
         self.items: SimpleQueue[_Item] = SimpleQueue()
         self.room: SimpleQueue[None] = SimpleQueue()
         for _ in range(max_queue):
@@ -209,16 +252,44 @@ class _Client:
     def _send(self, parts: list[bytes | memoryview]) -> None:
         while True:
             try:
-                _send_all(self.sock, parts)
+                if self.tls:
+                    _send_all_tls(self.sock, parts)  # type: ignore[arg-type]
+                else:
+                    _send_all(self.sock, parts)
                 return
-            except BlockingIOError:  # SO_SNDTIMEO with nothing sent; parts are unchanged
+            except (BlockingIOError, TimeoutError):  # SO_SNDTIMEO / TLS timeout: retry
                 if self.dead:
                     raise
                 continue
 
+    def _shake_hands(self, report: Callable[[str], None]) -> bool:
+        """The server side of a TLS handshake, within CONNECT_TIMEOUT, looking for a kick
+        every `_SEND_POLL` s. False (after telling `report` why) when it failed."""
+        sock = self.sock
+        assert isinstance(sock, ssl.SSLSocket)
+        deadline = time.monotonic() + CONNECT_TIMEOUT
+        while True:
+            try:
+                sock.do_handshake()
+                return True
+            except TimeoutError:
+                if self.dead:
+                    return False
+                if time.monotonic() < deadline:
+                    continue
+                report(f"client {self.peer}: no TLS handshake within {CONNECT_TIMEOUT} s")
+                return False
+            except OSError as e:
+                if not self.dead:
+                    report(f"client {self.peer}: TLS handshake failed: {tls_reason(e)}")
+                return False
+
     def run(self) -> None:
         items, room = self.items, self.room
         try:
+            if self._handshake is not None and not self._shake_hands(self._handshake):
+                self.dead = True
+                return
             while True:
                 item = items.get()
                 if self.dead:
@@ -226,6 +297,8 @@ class _Client:
                 if item is None:
                     self._send([encode_eos()])
                     self.sock.shutdown(socket.SHUT_WR)
+                    if self.tls:
+                        _discard_unread(self.sock)
                     return
                 room.put(None)
                 self._send(list(item))
@@ -248,7 +321,7 @@ class _Client:
             self.done.set()
 
 
-class TcpServerSink(Sink[Media], factory="tcpserversink"):
+class TcpServerSink(TlsServer, Sink[Media], factory="tcpserversink"):
     """Serve buffers as STRM frames to every TCP client that connects.
 
     Buffers that arrive while no client is connected are dropped (as GStreamer's
@@ -278,6 +351,7 @@ class TcpServerSink(Sink[Media], factory="tcpserversink"):
         self._lock = threading.Lock()
         self._encoder = _Encoder()
         self._eos = False
+        self._tls: ssl.SSLContext | None = None
         self.bound_port = 0
 
     @property
@@ -287,6 +361,7 @@ class TcpServerSink(Sink[Media], factory="tcpserversink"):
             return sum(not c.dead for c in self._clients)
 
     def start(self) -> None:
+        self._tls = self.tls_server_context()
         self._listener = _listen(self, self.host, self.port)
         self._listener.settimeout(ACCEPT_POLL)
         self.bound_port = self._listener.getsockname()[1]
@@ -304,8 +379,15 @@ class TcpServerSink(Sink[Media], factory="tcpserversink"):
                 sock, addr = listener.accept()
             except TimeoutError:
                 continue
+            handshake = None
+            if self._tls is not None:
+                try:
+                    sock = tls_accept(self._tls, sock)  # hands shaken in the client's thread
+                except OSError:  # gone already: as a client that hangs up, dropped
+                    continue
+                handshake = self._warn
             _sending(sock)
-            client = _Client(sock, f"{addr[0]}:{addr[1]}", self.max_queue)
+            client = _Client(sock, f"{addr[0]}:{addr[1]}", self.max_queue, handshake=handshake)
             with self._lock:
                 if self.flushing:
                     sock.close()
@@ -314,6 +396,9 @@ class TcpServerSink(Sink[Media], factory="tcpserversink"):
                 if self._eos:
                     client.offer(None, 0.0)
             self.start_task(client.run, f"client {client.peer}")
+
+    def _warn(self, text: str) -> None:
+        self.post_warning(f"{self.name}: {text}; disconnected")
 
     def render(self, buf: Buffer) -> None:
         with self._lock:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import enum
 import socket
+import ssl
 from collections.abc import Sequence
 from typing import Any, Final
 
@@ -13,6 +14,7 @@ from parallax.buffer import Buffer
 from parallax.link import (
     CLOSED,
     DEFAULT_MAX_LENGTH,
+    MAX_CAPS,
     NEED_DATA,
     PREFIX,
     FrameDecoder,
@@ -29,6 +31,7 @@ from ._tcp import (
     DEFAULT_PORT,
     _listen,
 )
+from ._tls import TlsClient, TlsServer, tls_accept, tls_reason
 
 _NO_VIEW: Final = memoryview(b"")
 _MAX_LOWAT: Final = 1 << 20  # most bytes one wake-up waits for (SO_RCVLOWAT)
@@ -83,6 +86,10 @@ class _FrameReader:
     passes through it only when the caps got shorter than the previous frame's, and then
     `take_payload` moves it into the slot). Pools come per power-of-two size class, made
     on demand.
+
+    Over TLS (an `ssl.SSLSocket`, _tls.py) the payload is `recv_into`'d alone and the
+    next head read on its own, SO_RCVLOWAT is left alone, and a server-side connection
+    shakes hands (non-blocking) before its first frame.
     """
 
     __slots__ = (
@@ -90,10 +97,12 @@ class _FrameReader:
         "_allocs",
         "_buf",
         "_got",
+        "_handshaking",
         "_lowat",
         "_owner",
         "_scratch",
         "_start",
+        "_tls",
         "_view",
         "decoder",
         "fd",
@@ -102,32 +111,56 @@ class _FrameReader:
     )
 
     def __init__(
-        self, sock: socket.socket, peer: str, allocs: dict[int, BufferAllocator], owner: Any
+        self,
+        sock: socket.socket,
+        peer: str,
+        allocs: dict[int, BufferAllocator],
+        owner: Any,
+        *,
+        handshake: bool = False,
     ) -> None:
         self.sock, self.peer, self._allocs, self._owner = sock, peer, allocs, owner
         self.fd = sock.fileno()
-        self.decoder = FrameDecoder(max_length=owner.max_frame_size)
-        self._scratch = memoryview(bytearray(PREFIX + self.decoder.max_caps))
+        self.decoder = FrameDecoder(
+            max_length=owner.max_frame_size, require_eos=not owner.allow_truncated
+        )
+        self._scratch = memoryview(bytearray(PREFIX + MAX_CAPS))
         self._ahead = PREFIX  # read past a payload: the next prefix and last frame's caps
         self._start: FrameStart | None = None  # the frame whose payload is arriving
         self._buf: Buffer | None = None
         self._view = _NO_VIEW
         self._got = 0
-        self._lowat = 1  # SO_RCVLOWAT now (0: the socket refused it, leave it alone)
+        self._tls = isinstance(sock, ssl.SSLSocket)
+        self._handshaking = handshake  # a TLS server's connection, before its handshake
+        # SO_RCVLOWAT now (0: leave it alone: the socket refused it, or TLS)
+        self._lowat = 0 if self._tls else 1
+
+    def received(self) -> str:
+        """What this connection delivered so far, in words (for errors)."""
+        dec = self.decoder
+        return f"{dec.offset:,} bytes, {dec.frames:,} whole frame{'' if dec.frames == 1 else 's'}"
 
     def poll(self) -> Buffer | _Again | None:
         """Receive without blocking: a buffer, `_AGAIN` (socket dry), or None (the end).
 
         Raises:
-            FrameError: a malformed or truncated frame (the connection is done).
-            BrokenError: the connection failed.
+            FrameError: a malformed or truncated frame, or (unless the owner's
+                `allow-truncated`) a stream ended without its EOS frame.
+            BrokenError: the connection failed, or its TLS did.
         """
         try:
             return self._poll()
         except BlockingIOError:
             pass
+        except (ssl.SSLWantReadError, ssl.SSLWantWriteError):
+            # TLS ran dry (OpenSSL's buffer too). WantWrite is a handshake or key update
+            # that found our send buffer full: a peer that reads nothing; it waits as dry.
+            pass
+        except ssl.SSLError as e:
+            what = "TLS handshake failed" if self._handshaking else "TLS failed"
+            raise BrokenError(f"{what} after {self.received()}: {tls_reason(e)}") from e
         except OSError as e:
-            raise BrokenError(f"{self.peer} went away: {e}") from e
+            raise BrokenError(f"the connection failed after {self.received()}: {e}") from e
         # Dry: wake us when what we wait for is there. In a payload that is the rest of
         # it (it must come; EOF and errors wake us anyway); between frames, any byte.
         lowat = min(len(self._view) - self._got, _MAX_LOWAT) if self._buf is not None else 1
@@ -141,11 +174,17 @@ class _FrameReader:
 
     def _poll(self) -> Buffer | None:
         dec, sock, scratch = self.decoder, self.sock, self._scratch
+        if self._handshaking:
+            sock.do_handshake()  # type: ignore[attr-defined]  # (an SSLSocket)
+            self._handshaking = False
         while True:
             if self._buf is not None:  # inside a payload: its rest, then what follows
                 view, got = self._view, self._got
                 want = len(view) - got
-                n = sock.recvmsg_into((view[got:], scratch[: self._ahead]))[0]
+                if self._tls:  # an SSLSocket has no recvmsg_into
+                    n = sock.recv_into(view[got:])
+                else:
+                    n = sock.recvmsg_into((view[got:], scratch[: self._ahead]))[0]
                 if n == 0:
                     dec.receive_data(b"")
                     dec.next_event()  # raises FrameError: truncated
@@ -217,6 +256,11 @@ class _TcpSrcBase(AsyncSource[Media]):
         minimum=0,
         maximum=_MAX_U32,
     )
+    allow_truncated = Property(
+        False,
+        doc="a stream that ends between frames without its EOS frame (a sender that "
+        "died, or nc) ends cleanly instead of failing",
+    )
 
     def __init__(self, name: str | None = None, **props: Any) -> None:
         super().__init__(name, **props)
@@ -229,10 +273,12 @@ class _TcpSrcBase(AsyncSource[Media]):
             alloc.close()
 
 
-class TcpClientSrc(_TcpSrcBase, factory="tcpclientsrc"):
+class TcpClientSrc(TlsClient, _TcpSrcBase, factory="tcpclientsrc"):
     """Receive STRM frames from a TCP server (a `tcpserversink`), on asyncio.
 
-    A bad frame fails the pipeline: a FlowError whose `__cause__` is the FrameError.
+    A bad frame fails the pipeline: a FlowError whose `__cause__` is the FrameError; so
+    does a stream that ends without its EOS frame (reason `no eos`), unless
+    `allow-truncated`. With `tls`, the server is verified at start (_tls.py).
     """
 
     description = "Receive buffers from a TCP server (STRM frames)"
@@ -246,15 +292,17 @@ class TcpClientSrc(_TcpSrcBase, factory="tcpclientsrc"):
         self._reader: _FrameReader | None = None
 
     def start(self) -> None:
+        ctx = self.tls_client_context()
+        peer = f"{self.host}:{self.port}"
         try:
             sock = socket.create_connection((self.host, self.port), timeout=CONNECT_TIMEOUT)
         except OSError as e:
-            raise FlowError(
-                f"{self.name}: cannot connect to {self.host}:{self.port}: {e}", element=self.name
-            ) from e
+            raise FlowError(f"{self.name}: cannot connect to {peer}: {e}", element=self.name) from e
+        if ctx is not None:
+            sock = self.tls_connect(ctx, sock, self.host)  # closes sock if it fails
         sock.setblocking(False)
         self._sock = sock
-        self._reader = _FrameReader(sock, f"{self.host}:{self.port}", self._allocs, self)
+        self._reader = _FrameReader(sock, peer, self._allocs, self)
 
     def stop(self) -> None:
         self._reader = None
@@ -282,18 +330,23 @@ class TcpClientSrc(_TcpSrcBase, factory="tcpclientsrc"):
         return item
 
 
-class TcpServerSrc(_TcpSrcBase, factory="tcpserversrc"):
+class TcpServerSrc(TlsServer, _TcpSrcBase, factory="tcpserversrc"):
     """Accept TCP senders (`tcpclientsink`) and push the buffers of all of them, on asyncio.
 
     `acreate()` polls the connections in turn (round robin) and returns the first buffer
     that is complete; when none is, it awaits the first that becomes readable (or a new
     connection). Nothing is read ahead of demand, so a slow pipeline holds the senders
     back through TCP's own flow control. The stream ends once `num-senders` connections
-    have ended cleanly (EOS frame or a close at a frame boundary); 0 serves until
-    stopped. A bad frame closes only that connection, with a WARNING whose `error` is the
-    FrameError. `bound_port` is the port bound (useful with port=0), also posted as an
-    ELEMENT message `{"bound-port": p}`. Connections and their partly received frames
-    survive PAUSED; the accept task lives on the streaming loop and is restarted with it.
+    have ended cleanly (with their EOS frame; with `allow-truncated`, a close at a frame
+    boundary too); 0 serves until stopped. A sender that delivered bytes and then ended
+    without its EOS frame (it died: `no eos`, `truncated`, a reset) fails the pipeline,
+    since the merged stream is incomplete; with `allow-truncated` it is a WARNING and
+    that connection is closed. A bad frame, a failed TLS handshake, or a connection
+    closed before its first byte closes only that connection, with a WARNING whose
+    `error` is the FrameError or BrokenError. `bound_port` is the port bound (useful with
+    port=0), also posted as an ELEMENT message `{"bound-port": p}`. Connections and their
+    partly received frames survive PAUSED; the accept task lives on the streaming loop and
+    is restarted with it.
     """
 
     description = "Receive buffers from TCP senders (STRM frames)"
@@ -315,9 +368,11 @@ class TcpServerSrc(_TcpSrcBase, factory="tcpserversrc"):
         self._waiter: asyncio.Future[None] | None = None
         self._finished = 0
         self._next = 0  # round robin: the reader to poll first
+        self._tls: ssl.SSLContext | None = None
         self.bound_port = 0
 
     def start(self) -> None:
+        self._tls = self.tls_server_context()
         self._listener = _listen(self, self.host, self.port)
         self._listener.setblocking(False)
         self.bound_port = self._listener.getsockname()[1]
@@ -362,11 +417,11 @@ class TcpServerSrc(_TcpSrcBase, factory="tcpserversrc"):
                 item = reader.poll()
             except (FrameError, BrokenError) as e:
                 self._close(reader)
-                self.post(
-                    MessageType.WARNING,
-                    text=f"{self.name}: sender {reader.peer}: {e}; connection closed",
-                    error=e,
-                )
+                if self._cut_short(reader, e):
+                    raise FlowError(
+                        f"{self.name}: sender {reader.peer}: {e}", element=self.name
+                    ) from e
+                self.post(MessageType.WARNING, text=self._dropped(reader, e), error=e)
                 continue
             if isinstance(item, _Again):
                 continue
@@ -380,6 +435,20 @@ class TcpServerSrc(_TcpSrcBase, factory="tcpserversrc"):
             return item
         return _AGAIN
 
+    def _cut_short(self, reader: _FrameReader, e: FrameError | BrokenError) -> bool:
+        """Did a sender die mid-stream (after delivering bytes, without its EOS frame)?"""
+        if self.allow_truncated or reader.decoder.offset == 0:
+            return False
+        return isinstance(e, BrokenError) or e.reason in ("no eos", "truncated")
+
+    def _dropped(self, reader: _FrameReader, e: FrameError | BrokenError) -> str:
+        if isinstance(e, FrameError) and e.reason == "no eos" and reader.decoder.offset == 0:
+            return (
+                f"{self.name}: sender {reader.peer} closed its connection before sending "
+                "a frame; not counted as a sender"
+            )
+        return f"{self.name}: sender {reader.peer}: {e}; connection closed"
+
     def _close(self, reader: _FrameReader) -> None:
         self._readers.remove(reader)
         reader.sock.close()
@@ -390,6 +459,13 @@ class TcpServerSrc(_TcpSrcBase, factory="tcpserversrc"):
         while True:
             conn, addr = await loop.sock_accept(listener)
             conn.setblocking(False)
-            self._readers.append(_FrameReader(conn, f"{addr[0]}:{addr[1]}", self._allocs, self))
+            if self._tls is not None:
+                try:
+                    conn = tls_accept(self._tls, conn)  # hands shaken by the reader
+                except OSError:  # gone already: nothing came, nothing to say
+                    continue
+            peer = f"{addr[0]}:{addr[1]}"
+            reader = _FrameReader(conn, peer, self._allocs, self, handshake=self._tls is not None)
+            self._readers.append(reader)
             if self._waiter is not None:
                 _wake(self._waiter)

@@ -16,6 +16,7 @@ from ._frame import FAST_CRC as FAST_CRC
 from ._frame import FLAG_EOS as FLAG_EOS
 from ._frame import HEADER as HEADER
 from ._frame import MAGIC as MAGIC
+from ._frame import MAX_CAPS as MAX_CAPS
 from ._frame import META as META
 from ._frame import NEED_DATA as NEED_DATA
 from ._frame import PREFIX as PREFIX
@@ -44,6 +45,7 @@ __all__ = [
     "FLAG_EOS",
     "HEADER",
     "MAGIC",
+    "MAX_CAPS",
     "META",
     "NEED_DATA",
     "PREFIX",

@@ -4,7 +4,7 @@ Wire layout (docs/wire.md has the byte table)::
 
     header  16 bytes  <4sHHII   magic b"STRM", u16 version (1), u16 flags, u32 length, u32 crc
     meta    46 bytes  <qqqqqIH  sequence, pts, dts, duration, offset, u32 flags, u16 caps len
-    caps    0..65535  utf-8     the caps string (`str(caps)`); length 0 means "no caps"
+    caps    0..4096   utf-8     the caps string (`str(caps)`); length 0 means "no caps"
     payload `length` bytes
 
 `length` counts the payload only; the frame is 62 + caps length + `length` bytes. The CRC
@@ -13,7 +13,9 @@ header, payload first: a sender hashes the payload where it lies and extends tha
 the small meta and caps (no concatenation, no crc32_combine, which Python's zlib lacks); a
 receiver updates it as payload bytes land and extends it over the meta and caps it kept.
 Frame flag bit 0 (`EOS`) ends the stream; an EOS frame has an empty payload and no caps.
-Every other flag bit is reserved and rejected.
+Every other flag bit is reserved and rejected. A stream that ends without its EOS frame
+was cut short (the sender died): by default the decoder says so (reason `no eos`), since
+a receiver that took it for a clean end would pass on an incomplete stream as complete.
 
 Operations: `encode_head()` builds the 62+ bytes that precede a payload (the payload is
 sent from where it lies); `FrameDecoder` parses a stream incrementally in h11's style —
@@ -24,10 +26,14 @@ the decoder already buffered with `take_payload(view)`, receives the rest itself
 the CRC and returns `FrameEnd`.
 
 Limits: the payload length is checked against `max_length` (default 64 MiB) from the
-header alone, before anyone allocates; the caps string is bounded by its u16 length and
-`max_caps` (default 4 KiB: a caps string is a line of text); the decoder never buffers
-more than one header and one caps string. Every error is a `FrameError` naming the stream
-byte offset and the reason; after one, the decoder is dead (the connection must close).
+header alone, before anyone allocates; the caps string is bounded by `MAX_CAPS` (4 KiB:
+a caps string is a line of text), the same limit in the encoder and the decoder, so a
+frame one side writes the other side reads; the decoder never buffers more than one
+header and one caps string. Bytes that cannot start a frame are refused as soon as they
+arrive (`bad magic`, quoting the bytes seen), even fewer than a header: a stray client
+(`echo hi | nc`) is told apart from a sender that died mid-frame. Every error is a
+`FrameError` naming the stream byte offset and the reason; after one, the decoder is dead
+(the connection must close).
 """
 
 from __future__ import annotations
@@ -58,16 +64,20 @@ KNOWN_FLAGS: Final = FLAG_EOS
 DEFAULT_MAX_LENGTH: Final = 64 << 20
 """64 MiB (the issue's default): larger than any buffer a pool slot here is made for, small
 enough that a hostile length cannot make a receiver reserve gigabytes."""
-DEFAULT_MAX_CAPS: Final = 4096
-"""Caps strings seen in practice are well under 200 bytes; 4 KiB leaves room for long
-tensor shapes while bounding what one frame can make us buffer and parse."""
+MAX_CAPS: Final = 4096
+"""The one caps limit, in bytes of utf-8, for the encoder and the decoder alike. Caps
+strings seen in practice are well under 200 bytes; 4 KiB leaves room for long tensor
+shapes while bounding what one frame can make a receiver buffer and parse. (The wire's
+u16 caps length could say 65,535; no frame may.)"""
+DEFAULT_MAX_CAPS: Final = MAX_CAPS  # the name this limit had when the decoder alone had it
+_SHOWN: Final = 16  # bytes of a bad frame start quoted in a `bad magic` message
 MAX_U32: Final = (1 << 32) - 1
 CLOCK_TIME_NONE: Final = -1  # parallax.buffer's "unknown" time/offset (GST_CLOCK_TIME_NONE)
 
 
 class FrameError(ParallaxError, ValueError):
     """A malformed frame: `offset` is the stream byte offset of the problem, `reason` a
-    short name of what is wrong (`bad magic`, `crc mismatch`, `truncated`, ...)."""
+    short name of what is wrong (`bad magic`, `crc mismatch`, `truncated`, `no eos`, ...)."""
 
     def __init__(self, message: str, *, offset: int = 0, reason: str = "") -> None:
         super().__init__(message)
@@ -167,7 +177,8 @@ class _Sentinel:
 NEED_DATA: Final = _Sentinel("NEED_DATA")
 """`next_event()`: nothing more can be decoded until `receive_data()` is called."""
 CLOSED: Final = _Sentinel("CLOSED")
-"""`next_event()`: the stream ended cleanly (EOF at a frame boundary)."""
+"""`next_event()`: the stream ended cleanly: EOF after its EOS frame (or, with
+`require_eos=False`, at any frame boundary)."""
 
 Event = FrameStart | PayloadData | FrameEnd | _Sentinel
 
@@ -192,11 +203,18 @@ def encode_head(
         caps: the caps string as utf-8 (`str(caps).encode()`), empty for none.
 
     Raises:
-        FrameError: a field does not fit its wire type (reason `too large`).
+        FrameError: caps longer than `MAX_CAPS` (reason `caps too long`), or a field that
+            does not fit its wire type (reason `too large`).
     """
-    if not 0 <= length <= MAX_U32 or len(caps) > 0xFFFF or not 0 <= buffer_flags <= MAX_U32:
+    if len(caps) > MAX_CAPS:
         raise FrameError(
-            f"cannot encode: length {length}, caps {len(caps)} bytes, flags {buffer_flags}",
+            f"cannot encode caps of {len(caps):,} bytes: the limit is {MAX_CAPS:,} bytes "
+            "(MAX_CAPS, which every receiver enforces)",
+            reason="caps too long",
+        )
+    if not 0 <= length <= MAX_U32 or not 0 <= buffer_flags <= MAX_U32:
+        raise FrameError(
+            f"cannot encode: length {length}, buffer flags {buffer_flags} (each a u32)",
             reason="too large",
         )
     try:
@@ -288,14 +306,24 @@ class FrameDecoder:
     `PayloadData` events — or, for zero-copy, via `take_payload`/`payload_received` — then
     `FrameEnd`.
 
+    Args:
+        max_length: the largest payload a frame may declare.
+        require_eos: EOF at a frame boundary before an EOS frame is an error (reason
+            `no eos`: the sender died); False takes it for a clean end (`CLOSED`), as a
+            peer that cannot send an EOS frame (`cat frames | nc`) needs.
+
     Raises (from `next_event`, `receive_data`, `payload_received`): `FrameError` with the
     stream offset; after that the decoder stays failed. Any other exception is a bug.
     """
 
-    def __init__(
-        self, *, max_length: int = DEFAULT_MAX_LENGTH, max_caps: int = DEFAULT_MAX_CAPS
-    ) -> None:
-        self.max_length, self.max_caps = max_length, max_caps
+    max_caps: Final = MAX_CAPS  # not a parameter: one limit, the encoder's too
+
+    def __init__(self, *, max_length: int = DEFAULT_MAX_LENGTH, require_eos: bool = True) -> None:
+        self.max_length, self.require_eos = max_length, require_eos
+        self.frames = 0
+        """Frames decoded whole (CRC checked or deferred), the EOS frame not counted."""
+        self.eos = False
+        """True once the EOS frame was decoded."""
         self._buf = bytearray()
         self._state = _HEADER
         self._eof = False
@@ -434,31 +462,57 @@ class FrameDecoder:
         at = self._consumed + len(self._buf)
         return self._fail(
             f"truncated frame: stream ended at byte {at}, {missing:,} bytes short of the "
-            f"frame that starts at byte {self._frame_at}",
+            f"frame that starts at byte {self._frame_at} (after {self._whole()})",
             at,
             "truncated",
+        )
+
+    def _whole(self) -> str:
+        return f"{self.frames:,} whole frame{'' if self.frames == 1 else 's'}"
+
+    def _bad_magic(self, at: int) -> FrameError:
+        seen = bytes(self._buf[:_SHOWN])
+        more = "" if len(self._buf) <= _SHOWN else ", ..."
+        return self._fail(
+            f"bad magic at byte {at}: {seen!r}{more} is not a STRM frame (expected "
+            f"{MAGIC!r}; {len(self._buf):,} bytes seen there)",
+            at,
+            "bad magic",
         )
 
     def _next_header(self) -> Event:
         buf = self._buf
         if len(buf) < PREFIX:
+            if buf and not MAGIC.startswith(buf[: len(MAGIC)]):  # a stray client, not STRM
+                raise self._bad_magic(self._consumed)
             if self._eof:
-                if not buf:
-                    self._state = _CLOSED
-                    return CLOSED
-                raise self._truncated(PREFIX - len(buf))
+                if buf:
+                    raise self._truncated(PREFIX - len(buf))
+                if self.require_eos and not self.eos:
+                    at = self._consumed
+                    raise self._fail(
+                        f"stream ended at byte {at} without an EOS frame, after "
+                        f"{self._whole()} (the sender died?)",
+                        at,
+                        "no eos",
+                    )
+                self._state = _CLOSED
+                return CLOSED
             return NEED_DATA
         at = self._consumed
         try:
             header = parse_header(memoryview(buf)[: HEADER.size], at=at, max_length=self.max_length)
         except FrameError as e:
+            if e.reason == "bad magic":  # quote what came instead (parse_header has 4 bytes)
+                raise self._bad_magic(at) from None
             self._state, self._error = _DEAD, e
             raise
         meta = META.unpack_from(buf, HEADER.size)
         caps_len = meta[6]
-        if caps_len > self.max_caps:
+        if caps_len > MAX_CAPS:
             raise self._fail(
-                f"caps of {caps_len:,} bytes at byte {at + PREFIX - 2}; max {self.max_caps:,}",
+                f"caps of {caps_len:,} bytes at byte {at + PREFIX - 2}; max {MAX_CAPS:,} "
+                "(MAX_CAPS)",
                 at + PREFIX - 2,
                 "caps too long",
             )
@@ -515,10 +569,16 @@ class FrameDecoder:
         self._state = _HEADER
         if self._defer:
             self._defer = False
-            return FrameEnd(header.crc, DeferredCrc(header.crc, self._head_tail, self._frame_at))
-        crc = crc32(self._head_tail, self._crc)
-        if crc != header.crc:
-            self._state = _DEAD
-            self._error = _crc_mismatch(self._frame_at, header.crc, crc)
-            raise self._error
-        return FrameEnd(header.crc)
+            end = FrameEnd(header.crc, DeferredCrc(header.crc, self._head_tail, self._frame_at))
+        else:
+            crc = crc32(self._head_tail, self._crc)
+            if crc != header.crc:
+                self._state = _DEAD
+                self._error = _crc_mismatch(self._frame_at, header.crc, crc)
+                raise self._error
+            end = FrameEnd(header.crc)
+        if header.flags & FLAG_EOS:
+            self.eos = True
+        else:
+            self.frames += 1
+        return end
