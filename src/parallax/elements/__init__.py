@@ -1,7 +1,8 @@
 """The built-in elements. Each is registered through the `parallax.elements` entry points
 (see pyproject.toml), like any third-party element.
 
-Layout: `_file.py` (filesrc, filesink), `_fake.py` (fakesrc, fakesink), `_basic.py`
+Layout: `_file.py` (filesrc, filesink), `_fd.py` (fdsrc, fdsink: a file descriptor),
+`_fake.py` (fakesrc, fakesink), `_basic.py`
 (identity, capsfilter, consolesink), `_tee.py`, `_queue.py`, `_app.py` (appsrc, appsink),
 `_ipc.py` (ipcsink, ipcsrc: the shared-memory process link), `_procqueue.py`
 (procqueue: the downstream part of a pipeline in a child process), `_tcp.py` + `_tcp_sink.py` +
@@ -23,6 +24,8 @@ from ._fake import FakeSink as FakeSink
 from ._fake import FakeSrc as FakeSrc
 from ._fake import FillType as FillType
 from ._fake import SizeType as SizeType
+from ._fd import FdSink as FdSink
+from ._fd import FdSrc as FdSrc
 from ._file import FileSink as FileSink
 from ._file import FileSrc as FileSrc
 from ._ipc import IpcSink as IpcSink
@@ -47,6 +50,8 @@ __all__ = [
     "CudaUpload",
     "FakeSink",
     "FakeSrc",
+    "FdSink",
+    "FdSrc",
     "FileSink",
     "FileSrc",
     "FillType",

@@ -6,6 +6,12 @@ takes no lock; a side takes the Condition only to sleep (empty / full) or to wak
 other, so a busy queue moves buffers without a wake-up per buffer. Events (EOS)
 travel in the same deque, in order with the buffers.
 
+`min-threshold-*` hold the data back until that much is queued (GStreamer's
+gst_queue_is_empty: not while the newest item is an event, so EOS always gets through,
+nor while the queue is full). `flush-on-eos` drops the queued buffers, not the events,
+when EOS arrives. Both make the consumer pop under the lock, as `leaky=downstream` does,
+since then the producer also removes items.
+
 Default depth 16 (DESIGN.md), not GStreamer's 200: a queue here holds pool slots, and
 200 in-flight 8 MiB slots would pin over 1.5 GiB of shared memory per queue.
 """
@@ -39,8 +45,27 @@ class Queue(Filter, factory="queue"):
     max_size_time = Property(
         0, doc="most nanoseconds of data queued, by pts/duration (0: no limit)", minimum=0
     )
+    min_threshold_buffers = Property(
+        0, doc="buffers queued before any is pushed on (0: no threshold)", minimum=0
+    )
+    min_threshold_bytes = Property(
+        0, doc="bytes queued before any buffer is pushed on (0: no threshold)", minimum=0
+    )
+    min_threshold_time = Property(
+        0, doc="nanoseconds queued, by duration, before any is pushed on (0: none)", minimum=0
+    )
     leaky = Property(
         Leaky.NO, doc="when full: block (no), drop new (upstream) or drop old (downstream)"
+    )
+    flush_on_eos = Property(False, doc="drop the queued buffers when EOS arrives")
+    current_level_buffers = Property(
+        0, doc="buffers queued now (read-only)", getter=lambda q: q.level_buffers
+    )
+    current_level_bytes = Property(
+        0, doc="bytes queued now (read-only)", getter=lambda q: q.level_bytes
+    )
+    current_level_time = Property(
+        0, doc="nanoseconds queued now, by duration (read-only)", getter=lambda q: q.level_time
     )
 
     def __init__(self, name: str | None = None, **props: Any) -> None:
@@ -51,7 +76,8 @@ class Queue(Filter, factory="queue"):
         # needed to read the level (in - out - dropped_old). Events do not count.
         self._in = self._in_bytes = self._in_time = 0
         self._out = self._out_bytes = self._out_time = 0
-        self._drop_old = self._drop_bytes = self._drop_time = 0  # leaky=downstream drops
+        # Buffers the producer removed: leaky=downstream drops and flush-on-eos.
+        self._drop_old = self._drop_bytes = self._drop_time = 0
         self._consumer_waiting = False
         self._producer_waiting = False
         self._downstream_eos = False
@@ -60,11 +86,37 @@ class Queue(Filter, factory="queue"):
         self._lim_buffers: float = 16
         self._lim_bytes: float = float("inf")
         self._lim_time: float = float("inf")
+        self._min_buffers = self._min_bytes = self._min_time = 0
+        self._held = False  # some min-threshold is set
 
     @property
     def level_buffers(self) -> int:
         """Buffers queued now."""
         return self._in - self._out - self._drop_old
+
+    @property
+    def level_bytes(self) -> int:
+        """Bytes queued now."""
+        return self._in_bytes - self._out_bytes - self._drop_bytes
+
+    @property
+    def level_time(self) -> int:
+        """Nanoseconds of data queued now, by buffer durations."""
+        return self._in_time - self._out_time - self._drop_time
+
+    def _below_threshold(self) -> bool:
+        """Whether the consumer must hold back: a min-threshold is unmet, the newest item
+        is a buffer and the queue is not full (GStreamer's gst_queue_is_empty)."""
+        items = self._items
+        if not items:
+            return True
+        if not isinstance(items[-1], Buffer) or self._full():
+            return False
+        return (
+            self.level_buffers < self._min_buffers
+            or self.level_bytes < self._min_bytes
+            or self.level_time < self._min_time
+        )
 
     def _full(self) -> bool:
         # Limits are copied to plain attributes at activate(): a Property read is a
@@ -132,6 +184,8 @@ class Queue(Filter, factory="queue"):
     def handle_event(self, pad: Pad, event: Event) -> None:
         if event.type is EventType.CAPS:
             pad.caps = event.caps
+        if event.type is EventType.EOS and self.flush_on_eos:
+            self._flush_buffers()
         if self._downstream_eos:
             # Our thread has left (downstream said EOS); pass the EOS on directly, as
             # GStreamer's queue does once its src pad returned GST_FLOW_EOS.
@@ -141,9 +195,29 @@ class Queue(Filter, factory="queue"):
         if self._consumer_waiting:
             self._wake_consumer()
 
+    def _flush_buffers(self) -> None:
+        """Drop every queued buffer, keep the events (runs in the producer's thread)."""
+        with self._cond:
+            kept = [item for item in self._items if not isinstance(item, Buffer)]
+            for item in self._items:
+                if isinstance(item, Buffer):
+                    self._drop_bytes += item._size
+                    if item.duration > 0:
+                        self._drop_time += item.duration
+                    self._drop_old += 1
+            self._items.clear()
+            self._items.extend(kept)
+            if self._producer_waiting:
+                self._cond.notify_all()
+
     def activate(self) -> None:
         super().activate()
         inf = float("inf")
+        # A threshold of 0 is none: 0 never exceeds a level.
+        self._min_buffers = self.min_threshold_buffers
+        self._min_bytes = self.min_threshold_bytes
+        self._min_time = self.min_threshold_time
+        self._held = bool(self._min_buffers or self._min_bytes or self._min_time)
         self._lim_buffers = self.max_size_buffers or inf
         self._lim_bytes = self.max_size_bytes or inf
         self._lim_time = self.max_size_time or inf
@@ -161,16 +235,18 @@ class Queue(Filter, factory="queue"):
     def _loop(self) -> None:
         items, cond = self._items, self._cond
         push = self.srcpad.push
-        leaky_down = self.leaky is Leaky.DOWNSTREAM
+        # The producer removes items too (leaky=downstream, flush-on-eos): pop under the lock.
+        locked = self.leaky is Leaky.DOWNSTREAM or self.flush_on_eos
+        held = self._held
         while not self._flushing:
-            if not items:
+            if not items or (held and self._below_threshold()):
                 with cond:
-                    while not items and not self._flushing:
+                    while (not items or (held and self._below_threshold())) and not self._flushing:
                         self._consumer_waiting = True
                         cond.wait(0.1)
                     self._consumer_waiting = False
                 continue
-            if leaky_down:
+            if locked:
                 with cond:
                     if not items:
                         continue
@@ -208,7 +284,7 @@ class Queue(Filter, factory="queue"):
         """Fill level for `pipeline.metrics()`."""
         return {
             "level_buffers": self.level_buffers,
-            "level_bytes": self._in_bytes - self._out_bytes - self._drop_bytes,
+            "level_bytes": self.level_bytes,
             "max_level_buffers": self.max_level,
             "dropped": self.dropped,
         }

@@ -65,9 +65,23 @@ class Property(Generic[T]):
         minimum, maximum: inclusive bounds for numbers.
         parse: converts launch text to a value (default: by `kind`).
         mutable: may change while the pipeline is playing (default: only before).
+        getter: makes the property read-only: reading it calls `getter(element)` (a
+            level, a count); setting it is a `PropertyError`. `default` is what a new
+            element reads.
     """
 
-    __slots__ = ("attr", "default", "doc", "kind", "maximum", "minimum", "mutable", "name", "parse")
+    __slots__ = (
+        "attr",
+        "default",
+        "doc",
+        "getter",
+        "kind",
+        "maximum",
+        "minimum",
+        "mutable",
+        "name",
+        "parse",
+    )
 
     def __init__(
         self,
@@ -79,8 +93,10 @@ class Property(Generic[T]):
         maximum: float | None = None,
         parse: Callable[[str], T] | None = None,
         mutable: bool = False,
+        getter: Callable[[Any], T] | None = None,
     ) -> None:
         self.default = default
+        self.getter = getter
         self.doc = doc
         self.kind: type[Any] = kind if kind is not None else type(default)
         self.minimum, self.maximum = minimum, maximum
@@ -100,6 +116,8 @@ class Property(Generic[T]):
     def __get__(self, obj: object | None, owner: type) -> Property[T] | T:
         if obj is None:
             return self
+        if self.getter is not None:
+            return self.getter(obj)
         try:
             return obj.__dict__[self.attr]  # type: ignore[no-any-return]
         except KeyError:
@@ -110,6 +128,11 @@ class Property(Generic[T]):
         if check is not None:
             check(self)
         obj.__dict__[self.attr] = self.validate(value, element=getattr(obj, "name", ""))
+
+    @property
+    def readonly(self) -> bool:
+        """Whether the property can only be read (it has a `getter`)."""
+        return self.getter is not None
 
     # -- conversion and checks -------------------------------------------------------
 
@@ -139,12 +162,23 @@ class Property(Generic[T]):
             value=value,
         )
 
+    def _read_only(self, element: str, value: object) -> PropertyError:
+        prefix = f"{element}: " if element else ""
+        return PropertyError(
+            f"{prefix}property '{self.name}' is read-only",
+            element=element,
+            prop=self.name,
+            value=value,
+        )
+
     def from_string(self, text: str, *, element: str = "") -> T:
         """Convert launch text to a checked value.
 
         Raises:
             PropertyError: naming the element, the property, the text and what it accepts.
         """
+        if self.getter is not None:
+            raise self._read_only(element, text)
         try:
             if self.parse is not None:
                 value: Any = self.parse(text)
@@ -174,8 +208,11 @@ class Property(Generic[T]):
         unbounded float property may be infinite).
 
         Raises:
-            PropertyError: the value has the wrong type, is NaN, or is out of range.
+            PropertyError: the value has the wrong type, is NaN, or is out of range; or
+                the property is read-only.
         """
+        if self.getter is not None:
+            raise self._read_only(element, value)
         kind = self.kind
         if kind is float and isinstance(value, int) and not isinstance(value, bool):
             value = float(value)

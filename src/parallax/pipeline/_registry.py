@@ -9,14 +9,31 @@ from __future__ import annotations
 
 import difflib
 import threading
+from collections.abc import Mapping
 from importlib.metadata import entry_points
-from typing import Any
+from typing import Any, Final
 
 from parallax._errors import ParallaxError
 
 from ._element import Element
 
 ENTRY_POINT_GROUP = "parallax.elements"
+
+GSTREAMER_EQUIVALENTS: Final[Mapping[str, str]] = {
+    # GStreamer element (not made here) -> what to use instead, and why it fits.
+    "shmsink": "use ipcsink: shared memory to other processes",
+    "shmsrc": "use ipcsrc: shared memory from another process",
+    "ipcpipelinesink": "use procqueue: the rest of the pipeline in a child process",
+    "ipcpipelinesrc": "use procqueue: the rest of the pipeline in a child process",
+    "multifdsink": "use tee with one fdsink per fd",
+    "multisocketsink": "use tcpserversink: it serves every client that connects",
+    "queue2": "use queue: there is no disk buffering",
+    "multiqueue": "use one queue per branch",
+    "fakevideosink": "use fakesink",
+    "fakeaudiosink": "use fakesink",
+}
+"""GStreamer elements that have an equivalent here under another name: the unknown-
+element error names it instead of guessing from spelling."""
 
 
 class UnknownElement(ParallaxError, LookupError):
@@ -68,16 +85,15 @@ def get(name: str) -> type[Element]:
     """The class of factory `name`, loading its entry point on first use.
 
     Raises:
-        UnknownElement: no such factory (with 'did you mean ...').
+        UnknownElement: no such factory (naming the equivalent of a GStreamer element
+            that has one here, else with 'did you mean ...').
     """
     cls = _classes.get(name)
     if cls is not None:
         return cls
     ep = _discover().get(name)
     if ep is None:
-        close = difflib.get_close_matches(name, names(), n=3)
-        hint = f" (did you mean {' or '.join(repr(c) for c in close)}?)" if close else ""
-        raise UnknownElement(f"unknown element '{name}'{hint}", factory=name)
+        raise UnknownElement(f"unknown element '{name}'{_hint(name)}", factory=name)
     loaded = ep.load()
     if not (isinstance(loaded, type) and issubclass(loaded, Element)):
         raise UnknownElement(
@@ -86,6 +102,16 @@ def get(name: str) -> type[Element]:
     with _lock:
         _classes.setdefault(name, loaded)
     return _classes[name]
+
+
+def _hint(name: str) -> str:
+    """' (GStreamer's shmsink; here, use ipcsink ...)' for a GStreamer name with an equivalent,
+    else ' (did you mean ...?)' with the closest names, else ''."""
+    equivalent = GSTREAMER_EQUIVALENTS.get(name)
+    if equivalent is not None:
+        return f" (GStreamer's {name}; here, {equivalent})"
+    close = difflib.get_close_matches(name, names(), n=3)
+    return f" (did you mean {' or '.join(repr(c) for c in close)}?)" if close else ""
 
 
 def make(name: str, element_name: str | None = None, **props: Any) -> Element:
