@@ -13,7 +13,7 @@ import subprocess
 import time
 import urllib.error
 import urllib.request
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -57,6 +57,17 @@ def _api(web: WebServer) -> dict[str, Any]:
 
 def _by_name(data: dict[str, Any]) -> dict[str, dict[str, Any]]:
     return {e["name"]: e for e in data["elements"]}
+
+
+def _until(
+    web: WebServer, ready: Callable[[dict[str, Any]], bool], timeout: float = 15
+) -> dict[str, Any]:
+    """The first snapshot that is `ready` (a busy machine may take a while to start)."""
+    deadline = time.monotonic() + timeout
+    while not ready(data := _api(web)):
+        assert time.monotonic() < deadline, f"not ready within {timeout} s: {data}"
+        time.sleep(0.05)
+    return data
 
 
 @pytest.fixture
@@ -135,12 +146,29 @@ def test_no_host_binds_loopback() -> None:
         assert re.fullmatch(r"http://127\.0\.0\.1:\d+/", web.url) and web.port > 0
 
 
+def _ipv6_loopback() -> bool:
+    try:
+        with socket.socket(socket.AF_INET6) as s:
+            s.bind(("::1", 0))
+    except OSError:
+        return False
+    return True
+
+
+@pytest.mark.skipif(not _ipv6_loopback(), reason="this machine has no IPv6 loopback (::1)")
+def test_an_ipv6_address_in_brackets() -> None:
+    p = parallax.parse_launch("fakesrc ! fakesink name=s")
+    with p.serve_web("[::1]:0") as web:
+        assert web.url == f"http://[::1]:{web.port}/" and web.local_only
+        assert _by_name(_api(web))["s"]["factory"] == "fakesink"
+
+
 # -- the JSON endpoint -----------------------------------------------------------------
 
 
 def test_api_shows_the_graph_and_counters_that_grow(running: Pipeline) -> None:
     with running.serve_web() as web:
-        first = _api(web)
+        first = _until(web, lambda d: _by_name(d)["s"]["metrics"]["buffers_in"] > 0)
         time.sleep(0.3)
         second = _api(web)
     assert first["name"] == "pipeline0" and first["state"] == "PLAYING" and not first["eos"]
@@ -199,14 +227,9 @@ def test_placement_of_a_procqueue_stage() -> None:
     )
     with p, p.serve_web() as web:
         p.play()
-        deadline = time.monotonic() + 15
-        while True:
-            elements = _by_name(_api(web))
-            if elements["farsink"]["metrics"]["buffers_in"] > 0 or time.monotonic() > deadline:
-                break
-            time.sleep(0.1)
+        data = _until(web, lambda d: _by_name(d)["farsink"]["metrics"]["buffers_in"] > 0)
+        elements = _by_name(data)
         pid = p["pq"].pid  # type: ignore[attr-defined]
-    assert elements["farsink"]["metrics"]["buffers_in"] > 0, "the child reported nothing"
     child = {"id": "pq", "label": "child process", "where": f"pid {pid}"}
     assert elements["far"]["process"] == child and elements["farsink"]["process"] == child
     assert elements["pq"]["process"]["id"] == "main"  # the boundary itself runs here

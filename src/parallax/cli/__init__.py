@@ -6,6 +6,7 @@ Modules, one concept each:
   _progress  the live progress line, per-stage lines and totals of a run
   _inspect   `parallax inspect`: list elements or describe one
   _dot       `parallax dot`: print a pipeline as DOT or JSON
+  _web       `launch --web`: the live view in the browser, for the length of a run
 """
 
 from ._main import main as main

@@ -16,6 +16,7 @@ from parallax._errors import MissingExtra, ParallaxError
 from parallax.pipeline import MessageType, MetricsServer, Pipeline, parse_launch
 
 from ._progress import Progress, human_bytes, stage_lines, totals
+from ._web import serve_web
 
 
 def join_argv(argv: list[str]) -> str:
@@ -69,9 +70,11 @@ def run(pipeline: Pipeline, args: argparse.Namespace, out: TextIO) -> int:
     if args.timing or args.metrics_port is not None:
         pipeline.enable_timing()
     server = MetricsServer(pipeline, args.metrics_port) if args.metrics_port is not None else None
+    web = None
     try:
         if server is not None:
             say(f"Serving metrics on http://127.0.0.1:{server.port}/metrics")
+        web = serve_web(pipeline, args.web, say)
         say("Setting pipeline to PLAYING ...")
         t0 = time.monotonic()
         with Progress(pipeline, out, not args.quiet):
@@ -117,3 +120,5 @@ def run(pipeline: Pipeline, args: argparse.Namespace, out: TextIO) -> int:
         pipeline.stop()
         if server is not None:
             server.close()
+        if web is not None:
+            web.close()

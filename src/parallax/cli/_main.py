@@ -18,6 +18,7 @@ from parallax._errors import ParallaxError
 from ._dot import dot
 from ._inspect import inspect
 from ._launch import launch
+from ._web import web_address
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -35,6 +36,12 @@ def build_parser() -> argparse.ArgumentParser:
     )
     launch.add_argument(
         "--metrics-port", type=int, help="serve Prometheus metrics on this port (0: any)"
+    )
+    launch.add_argument(
+        "--web",
+        type=web_address,
+        metavar="ADDRESS",
+        help="serve the live view in the browser on [HOST:]PORT (default host 127.0.0.1)",
     )
     launch.add_argument(
         "--ray",

@@ -38,46 +38,47 @@ def parse_address(text: str, *, what: str = "address") -> tuple[str, int]:
     """`(host, port)` from `PORT`, `:PORT`, `HOST:PORT` or `[IPV6]:PORT`.
 
     An empty host is loopback (`LOOPBACK`). `what` names the argument in errors
-    (`"--web"`).
+    (`"--web"`); empty, the message is the problem alone (argparse adds the argument).
 
     Raises:
         ParseError: the text is not one of those forms; the message names `what` and the
             bad part, and `column` points at it.
     """
     if not text:
-        raise ParseError(
-            f"{what}: empty address (expected HOST:PORT, e.g. 127.0.0.1:8080)", text, 1
-        )
+        raise _bad(what, "empty address (expected HOST:PORT, e.g. 127.0.0.1:8080)", text, 1)
     if text.isdigit():
         return LOOPBACK, _port(text, text, 1, what)
     if text.startswith("["):
         close = text.find("]")
         if close < 0:
-            raise ParseError(f"{what}: '[' without its ']' in '{text}'", text, 1)
+            raise _bad(what, f"'[' without its ']' in '{text}'", text, 1)
         host, rest, column = text[1:close], text[close + 1 :], close + 2
         if not rest.startswith(":"):
-            raise ParseError(
-                f"{what}: expected ':PORT' after ']' in '{text}'", text, min(column, len(text))
+            raise _bad(
+                what, f"expected ':PORT' after ']' in '{text}'", text, min(column, len(text))
             )
         try:
             ipaddress.IPv6Address(host)
         except ValueError:
-            raise ParseError(f"{what}: '{host}' is not an IPv6 address", text, 2) from None
+            raise _bad(what, f"'{host}' is not an IPv6 address", text, 2) from None
         return host, _port(rest[1:], text, column + 1, what)
     host, colon, port = text.rpartition(":")
     if not colon:
-        raise ParseError(
-            f"{what}: '{text}' has no port (expected HOST:PORT, e.g. 127.0.0.1:8080)",
+        raise _bad(
+            what,
+            f"'{text}' has no port (expected HOST:PORT, e.g. 127.0.0.1:8080)",
             text,
             len(text) + 1,
         )
     if ":" in host:
-        raise ParseError(
-            f"{what}: an IPv6 host needs brackets, as in [::1]:{port or 'PORT'}", text, 1
-        )
+        raise _bad(what, f"an IPv6 host needs brackets, as in [::1]:{port or 'PORT'}", text, 1)
     if host and not _valid_host(host):
-        raise ParseError(f"{what}: '{host}' is not an IP address or host name", text, 1)
+        raise _bad(what, f"'{host}' is not an IP address or host name", text, 1)
     return host or LOOPBACK, _port(port, text, len(host) + 2, what)
+
+
+def _bad(what: str, message: str, text: str, column: int) -> ParseError:
+    return ParseError(f"{what}: {message}" if what else message, text, column)
 
 
 def _valid_host(host: str) -> bool:
@@ -90,12 +91,12 @@ def _valid_host(host: str) -> bool:
 
 def _port(port: str, text: str, column: int, what: str) -> int:
     if not port:
-        raise ParseError(f"{what}: no port after ':' in '{text}'", text, column)
+        raise _bad(what, f"no port after ':' in '{text}'", text, column)
     if not port.isascii() or not port.isdigit():
-        raise ParseError(f"{what}: port '{port}' is not a number", text, column)
+        raise _bad(what, f"port '{port}' is not a number", text, column)
     value = int(port)
     if value > MAX_PORT:
-        raise ParseError(f"{what}: port {value} is out of range 0-{MAX_PORT}", text, column)
+        raise _bad(what, f"port {value} is out of range 0-{MAX_PORT}", text, column)
     return value
 
 

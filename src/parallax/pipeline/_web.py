@@ -205,6 +205,12 @@ class WebServer:
             raise
         self._view = view
 
+    @staticmethod
+    def parse_address(text: str, *, what: str = "web address") -> tuple[str, int]:
+        """`(host, port)` as a `WebServer` reads `text`, without binding: for checking an
+        argument early (the CLI's `--web`). Raises ParseError, as the constructor does."""
+        return parse_address(text, what=what)
+
     @property
     def url(self) -> str:
         """Where the page is: `http://HOST:PORT/`."""

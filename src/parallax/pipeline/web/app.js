@@ -110,7 +110,9 @@ function drawNode(svg, e) {
     }));
     g.appendChild(el("title", {}, `queue fill ${Math.round(e.fill * 100)}%`));
   }
-  spark(g, left, y + 96, NODE_W - 32, 20, e.history.buffers_per_s, colour);
+  // Request pads (a tee's src_0, src_1...) are labelled at the right edge: leave them room.
+  const named = e.pads.some((p) => p.direction === "src" && p.name !== "src");
+  spark(g, left, y + 96, NODE_W - 32 - (named ? 34 : 0), 20, e.history.buffers_per_s, colour);
   for (const direction of ["sink", "src"]) {
     for (const pad of e.pads.filter((p) => p.direction === direction)) {
       const py = padY(e, pad.name, direction);
