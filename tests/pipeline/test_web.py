@@ -252,6 +252,20 @@ def test_errors_and_warnings_are_observed_not_consumed() -> None:
     assert "bad" in data["messages"][1]["text"]
 
 
+class _Unprintable(Exception):
+    def __str__(self) -> str:
+        raise RuntimeError("no text")
+
+
+def test_an_error_that_cannot_be_printed_does_not_fail_its_poster() -> None:
+    p = parallax.parse_launch("fakesrc ! fakesink name=s")
+    with LiveView(p) as view:
+        p.post(Message(MessageType.ERROR, "s", {"error": _Unprintable()}))
+        (entry,) = view.snapshot()["messages"]
+    assert entry["source"] == "s" and "_Unprintable whose text cannot be read" in entry["text"]
+    assert p.bus.poll(MessageType.ERROR, 0) is not None  # still there for wait()
+
+
 def test_eos_and_final_counters_after_the_run() -> None:
     p = parallax.parse_launch("fakesrc num-buffers=25 ! fakesink name=s")
     with p.serve_web() as web:

@@ -149,7 +149,10 @@ class LiveView:
             return
         error = message.error
         source = getattr(error, "element", "") or message.source
-        text = str(error) if error is not None else str(message.data.get("text", ""))
+        try:
+            text = str(error) if error is not None else str(message.data.get("text", ""))
+        except Exception as e:  # observing must never fail the thread that posts
+            text = f"({type(error).__name__} whose text cannot be read: {e!r})"
         entry = {
             "type": message.type.name,
             "source": source,
