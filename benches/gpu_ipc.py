@@ -168,7 +168,7 @@ def upload(ctx: object, size: int, repeats: int) -> Result:
 
             meds = medians({"ours": ours, "peer": peer}, repeats, warmup=2)
         except ImportError:
-            from parallax.gpu._cuda import check, driver
+            from parallax.gpu._cuda_driver import check, driver
 
             drv = driver()
             host = int(check("cuMemAllocHost", drv.cuMemAllocHost(size)))
@@ -220,9 +220,9 @@ def _bounds(ctx: object, size: int, repeats: int) -> list[str]:
 
     import numpy as np
 
-    from parallax.elements._cuda import _Copier
+    from parallax.elements._cuda_staging import Copier as _Copier
     from parallax.gpu import CudaBuffer, PinnedHostBuffer
-    from parallax.gpu._cuda import check
+    from parallax.gpu._cuda_driver import check
 
     src = np.full(size, 7, dtype=np.uint8)  # pageable, touched
     with PinnedHostBuffer(ctx, size) as pinned, CudaBuffer(ctx, size) as buf:  # type: ignore[arg-type]

@@ -25,18 +25,11 @@ import parallax
 from parallax._errors import MissingExtra, PlatformNotSupported
 from parallax.buffer import Buffer
 from parallax.caps import Caps
+from parallax.elements import CudaMemory, CudaMemoryError, cuda_memory
 from parallax.elements._app import AppSink, AppSrc
-from parallax.elements._cuda import (
-    CudaDownload,
-    CudaMemory,
-    CudaMemoryError,
-    CudaUpload,
-    _Copier,
-    cuda_caps,
-    cuda_memory,
-    host_caps,
-    is_cuda_caps,
-)
+from parallax.elements._cuda import CudaDownload, CudaUpload
+from parallax.elements._cuda_caps import cuda_caps, host_caps, is_cuda_caps
+from parallax.elements._cuda_staging import Copier
 from parallax.elements._tee import Tee
 from parallax.gpu import _dlpack
 from parallax.pipeline import MessageType, registry
@@ -199,7 +192,7 @@ def test_read_only_exports_need_a_versioned_capsule() -> None:
 
 
 def test_staging_copier_splits_large_copies_exactly() -> None:
-    copier = _Copier(4)
+    copier = Copier(4)
     try:
         for n in (0, 10, (1 << 20) - 1, 1 << 20, (3 << 20) + 5, (8 << 20) + 12345):
             src = np.random.default_rng(n).integers(0, 256, n, dtype=np.uint8)
@@ -427,15 +420,19 @@ def test_device_slots_are_reused_once_released(cupy: Any) -> None:
 
 def test_a_truncated_gpu_record_is_a_precise_error() -> None:
     from parallax._errors import FlowError
-    from parallax.elements._ipc_cuda import MAGIC, GpuOpener
+    from parallax.elements._ipc_cuda import GpuOpener
+    from parallax.gpu._cuda_record import MAGIC
 
     slot = Buffer(MAGIC + b"\x00" * 8, caps=cuda_caps(None))
     opener = GpuOpener("src0")
     assert opener.wants(slot)
     assert not opener.wants(Buffer(MAGIC + b"rest", caps=Caps.bytes()))  # host caps
     assert not opener.wants(Buffer(b"not a record", caps=cuda_caps(None)))
-    with pytest.raises(FlowError, match="src0: truncated GPU record"):
+    assert not opener.wants(Buffer(b"PXCU" + bytes(104), caps=cuda_caps(None)))  # a bare handle
+    with pytest.raises(FlowError, match="src0: bad GPU record: GPU buffer record: 12 bytes"):
         opener.open(slot)
+    with pytest.raises(FlowError, match=r"src0: bad GPU record: magic: expected b'PXCB'"):
+        opener.open(Buffer(b"PXCU" + bytes(104), caps=cuda_caps(None)))
 
 
 @pytest.mark.gpu

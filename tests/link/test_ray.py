@@ -26,7 +26,8 @@ import parallax
 from parallax._errors import BrokenError, ClosedError, FlowError, MissingExtra, StateError
 from parallax.buffer import Buffer, BufferFlags
 from parallax.caps import Caps
-from parallax.link._ray import INLINE_MAX, RayLink
+from parallax.link import RayLink
+from parallax.link._ray import INLINE_MAX
 from parallax.pipeline import EndOfStream, Media, Pipeline, Property, Sink, Source
 
 ray_test = pytest.mark.ray

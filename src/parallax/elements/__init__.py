@@ -8,8 +8,15 @@ Layout: `_file.py` (filesrc, filesink), `_fd.py` (fdsrc, fdsink: a file descript
 (procqueue: the downstream part of a pipeline in a child process), `_tcp.py` + `_tcp_sink.py` +
 `_tcp_src.py` (tcpserversink, tcpclientsrc, tcpclientsink, tcpserversrc: the STRM TCP link),
 `_tls.py` (the TCP link's TLS: the tls-* properties, SSL contexts and handshakes),
-`_cuda.py` (cudaupload, cudadownload, CudaMemory: buffers in CUDA device memory).
+`_cuda.py` (cudaupload, cudadownload: buffers in CUDA device memory), `_cuda_caps.py`
+(`memory=cuda` caps, `cuda_memory(buf)`: a buffer's GPU owner), `_cuda_staging.py`
+(pinned staging ring, threaded host copies), `_ipc_cuda.py` (GPU buffers over the
+shared-memory link). `CudaMemory` and `CudaMemoryError` live in `parallax.gpu`, and are
+re-exported here as before.
 """
+
+from parallax.gpu import CudaMemory as CudaMemory
+from parallax.gpu import CudaMemoryError as CudaMemoryError
 
 from ._app import AppSink as AppSink
 from ._app import AppSrc as AppSrc
@@ -17,9 +24,8 @@ from ._basic import CapsFilter as CapsFilter
 from ._basic import ConsoleSink as ConsoleSink
 from ._basic import Identity as Identity
 from ._cuda import CudaDownload as CudaDownload
-from ._cuda import CudaMemory as CudaMemory
-from ._cuda import CudaMemoryError as CudaMemoryError
 from ._cuda import CudaUpload as CudaUpload
+from ._cuda_caps import cuda_memory as cuda_memory
 from ._fake import FakeSink as FakeSink
 from ._fake import FakeSrc as FakeSrc
 from ._fake import FillType as FillType
@@ -67,7 +73,9 @@ __all__ = [
     "TcpServerSink",
     "TcpServerSrc",
     "Tee",
+    "cuda_memory",
 ]
 
 for _name in __all__:
-    globals()[_name].__module__ = __name__
+    if globals()[_name].__module__.startswith("parallax.elements."):  # not the re-exports
+        globals()[_name].__module__ = __name__

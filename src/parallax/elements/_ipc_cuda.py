@@ -2,10 +2,11 @@
 
 `ipcsink`/`procqueue` (via `publish`) and `ipcsrc` use this when a buffer lives in CUDA
 memory (`cudaupload`'s buffers: owner `CudaMemory`, caps `memory=cuda`). The slot then
-carries a small record — magic, the buffer's window in its allocation, and the
-allocation's `CudaHandle` — and the consumer opens the handle (`cuIpcOpenMemHandle`,
-cached per allocation: a producer's device pool recycles a few allocations) and pushes a
-GPU buffer on the same memory. No byte of the payload touches the host.
+carries a small record (`parallax.gpu.CudaBufferRecord`, magic `PXCB`: the device, the
+buffer's window in its allocation, and the allocation's `CudaHandle`) and the consumer
+opens the handle (`cuIpcOpenMemHandle`, cached per allocation: a producer's device pool
+recycles a few allocations) and pushes a GPU buffer on the same memory. No byte of the
+payload touches the host.
 
 Lifetime: the producer keeps its GPU buffer until the slot that names it comes back,
 which is when the consumer's last reference to the opened buffer is gone (the consumer's
@@ -15,19 +16,16 @@ before sending (its copy or kernel has finished), so the consumer may read at on
 
 from __future__ import annotations
 
-import struct
+import os
 from collections import OrderedDict
 from typing import Final
 
 from parallax._errors import FlowError
 from parallax.buffer import Buffer
-from parallax.gpu import CudaBuffer, CudaContext
-from parallax.gpu._cuda import CudaHandle
+from parallax.gpu import CudaBuffer, CudaBufferRecord, CudaContext, CudaMemory, HandleError
 
-from ._cuda import CudaMemory, cuda_memory, is_cuda_caps
+from ._cuda_caps import cuda_memory, is_cuda_caps
 
-MAGIC: Final = b"PXCU"
-_HEAD: Final = struct.Struct("<4sIQQ")  # magic, device ordinal, start, size; then the handle
 OPEN_CACHE: Final = 64
 """Opened producer allocations an ipcsrc keeps mapped (a device pool has a few)."""
 
@@ -61,8 +59,6 @@ def gpu_record(element_name: str, buf: Buffer) -> bytes | None:
         )
     handle, fd = memory.export()
     if fd is not None:  # VMM (fd) sharing: this link carries IPC handles only
-        import os
-
         os.close(fd)
         raise FlowError(
             f"{element_name}: GPU buffer shared by fd; the link carries CUDA IPC handles "
@@ -71,7 +67,7 @@ def gpu_record(element_name: str, buf: Buffer) -> bytes | None:
         )
     mem.synchronize()  # the consumer may read as soon as it has the handle
     start = buf.__cuda_array_interface__["data"][0] - memory.ptr
-    return _HEAD.pack(MAGIC, mem.device, start, buf.size) + handle.to_bytes()
+    return CudaBufferRecord(mem.device, start, buf.size, handle).to_bytes()
 
 
 class GpuOpener:
@@ -93,7 +89,7 @@ class GpuOpener:
         caps = buf.caps
         if caps is not self._last_caps:
             self._last_caps, self._last_cuda = caps, is_cuda_caps(caps)
-        return self._last_cuda and bytes(buf.view[:4]) == MAGIC
+        return self._last_cuda and CudaBufferRecord.is_record(buf.view)
 
     def open(self, slot: Buffer) -> Buffer:
         """The GPU buffer a received slot names (metadata and caps kept).
@@ -101,18 +97,18 @@ class GpuOpener:
         Raises:
             FlowError: a malformed record, or the handle does not open.
         """
-        raw = bytes(slot.view)
-        if len(raw) < _HEAD.size:
-            raise FlowError(f"{self._name}: truncated GPU record", element=self._name)
-        _, ordinal, start, size = _HEAD.unpack_from(raw)
-        key = raw[_HEAD.size :]
+        try:
+            record = CudaBufferRecord.from_bytes(slot.view)
+        except HandleError as e:
+            raise FlowError(f"{self._name}: bad GPU record: {e}", element=self._name) from e
+        key = record.key
         memory = self._opened.get(key)
         try:
             if memory is None:
-                ctx = self._contexts.get(ordinal)
+                ctx = self._contexts.get(record.device)
                 if ctx is None:
-                    ctx = self._contexts[ordinal] = CudaContext(ordinal)
-                memory = CudaBuffer.open_ipc(ctx, CudaHandle.from_bytes(key))
+                    ctx = self._contexts[record.device] = CudaContext(record.device)
+                memory = CudaBuffer.open_ipc(ctx, record.handle)
                 self._opened[key] = memory
                 while len(self._opened) > OPEN_CACHE:
                     self._opened.popitem(last=False)
@@ -122,16 +118,10 @@ class GpuOpener:
             raise FlowError(
                 f"{self._name}: cannot open a GPU buffer: {e}", element=self._name
             ) from e
-        if start + size > memory.size:
-            raise FlowError(
-                f"{self._name}: GPU record names bytes {start}..{start + size} of a "
-                f"{memory.size}-byte allocation",
-                element=self._name,
-            )
         return Buffer(
             _LinkedCudaMemory(memory, slot),
-            start=start,
-            size=size,
+            start=record.start,
+            size=record.size,
             caps=slot.caps,
             sequence=slot.sequence,
             pts=slot.pts,

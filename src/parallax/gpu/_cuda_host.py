@@ -1,9 +1,11 @@
-"""CUDA events across processes and pinned host memory (split from `_cuda.py`).
+"""Host-side CUDA objects: interprocess events and page-locked host memory.
 
 - `CudaEvent`: `CU_EVENT_INTERPROCESS | CU_EVENT_DISABLE_TIMING`, exported with
   `cuIpcGetEventHandle`, opened elsewhere with `cuIpcOpenEventHandle`; `record`, `wait`
   (on a stream, on the GPU), `synchronize`, `query`.
 - `PinnedHostBuffer`: `cuMemHostAlloc` (portable) page-locked memory for staging copies.
+- `HostRegistration`: host memory someone else owns (a shared-memory segment), page-locked
+  in place with `cuMemHostRegister` so copies from it run at the pinned rate.
 """
 
 from __future__ import annotations
@@ -18,19 +20,10 @@ import numpy as np
 
 from parallax._errors import BrokenError, ClosedError
 
-from ._cuda import (
-    IPC_HANDLE_SIZE,
-    CudaContext,
-    CudaError,
-    CudaHandle,
-    CudaStream,
-    HandleKind,
-    _alive,
-    _free,
-    _stream,
-    check,
-)
-from ._errors import HandleError
+from ._cuda_context import CudaContext, CudaStream
+from ._cuda_driver import check, process_alive, release, stream_ptr
+from ._cuda_handle import IPC_HANDLE_SIZE, CudaHandle, HandleKind
+from ._errors import CudaError, HandleError
 
 
 class CudaEvent:
@@ -52,7 +45,7 @@ class CudaEvent:
             self._event = _opened
         self.imported = _opened is not None
         self._finalizer = weakref.finalize(
-            self, _free, drv, ctx._ctx, [("cuEventDestroy", self._event)]
+            self, release, drv, ctx._ctx, [("cuEventDestroy", self._event)]
         )
         ctx.adopt(self)
 
@@ -65,12 +58,12 @@ class CudaEvent:
     def record(self, stream: CudaStream | int | None = None) -> None:
         """Record the event on `stream` (default: the legacy default stream)."""
         drv = self._live()
-        check("cuEventRecord", drv.cuEventRecord(self._event, _stream(stream)))
+        check("cuEventRecord", drv.cuEventRecord(self._event, stream_ptr(stream)))
 
     def wait(self, stream: CudaStream | int | None = None) -> None:
         """Make `stream` wait (on the GPU) for the last recorded work (`cuStreamWaitEvent`)."""
         drv = self._live()
-        check("cuStreamWaitEvent", drv.cuStreamWaitEvent(_stream(stream), self._event, 0))
+        check("cuStreamWaitEvent", drv.cuStreamWaitEvent(stream_ptr(stream), self._event, 0))
 
     def synchronize(self) -> None:
         """Block this thread until the recorded work is done."""
@@ -115,7 +108,7 @@ class CudaEvent:
         try:
             event = check("cuIpcOpenEventHandle", drv.cuIpcOpenEventHandle(ipc))
         except CudaError as e:
-            if not _alive(handle.pid):
+            if not process_alive(handle.pid):
                 raise BrokenError(
                     f"the process {handle.pid} that exported this event is gone: {e}"
                 ) from e
@@ -150,7 +143,7 @@ class PinnedHostBuffer:
         ptr = int(check("cuMemHostAlloc", drv.cuMemHostAlloc(size, drv.CU_MEMHOSTALLOC_PORTABLE)))
         self.context, self.size, self._ptr = ctx, size, ptr
         self._array: Any = (ctypes.c_ubyte * size).from_address(ptr)
-        self._finalizer = weakref.finalize(self, _free, drv, ctx._ctx, [("cuMemFreeHost", ptr)])
+        self._finalizer = weakref.finalize(self, release, drv, ctx._ctx, [("cuMemFreeHost", ptr)])
         ctx.adopt(self)
 
     @property
@@ -160,7 +153,7 @@ class PinnedHostBuffer:
 
     def pinned_region(self) -> tuple[int, int]:
         """(address, size): how the copy helpers recognise pinned memory without a type
-        check (they live in `_cuda.py`, which this module imports)."""
+        check (they live in `_cuda_memory.py`, which cannot import this module)."""
         return self.ptr, self.size
 
     @property
@@ -193,6 +186,54 @@ class PinnedHostBuffer:
             )
         self._array = None
         self._finalizer()
+
+    def __enter__(self) -> Self:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+
+class HostRegistration:
+    """Host memory page-locked in place for the GPU (`cuMemHostRegister`, portable; read
+    only if `memory` is): copies from it then run at the pinned rate, with no staging
+    memmove. `memory` is any contiguous buffer (a shared-memory segment's view): a NumPy
+    export of it is held, so the mapping cannot go away before `close()` unregisters it.
+
+    Owned: `close()` it once the streams that copy from it are idle. `base` is the address
+    of the first byte.
+
+    Raises:
+        CudaError: the driver refused (memory that cannot be page-locked).
+        ValueError: `memory` is not a contiguous byte buffer.
+    """
+
+    def __init__(self, ctx: CudaContext, memory: Any) -> None:
+        holder = np.frombuffer(memory, np.uint8)
+        self.context = ctx
+        self.base = int(holder.ctypes.data)
+        self.size = int(holder.nbytes)
+        drv = ctx._drv
+        flags = drv.CU_MEMHOSTREGISTER_PORTABLE
+        if not holder.flags.writeable:
+            flags |= drv.CU_MEMHOSTREGISTER_READ_ONLY
+        ctx.activate()
+        check("cuMemHostRegister", drv.cuMemHostRegister(self.base, self.size, flags))
+        self._holder: np.ndarray[Any, Any] | None = holder
+
+    @property
+    def closed(self) -> bool:
+        """True once `close()` ran."""
+        return self._holder is None
+
+    def close(self) -> None:
+        """Unregister (copies from the memory must be done) and let the mapping go.
+        Idempotent."""
+        if self._holder is None:
+            return
+        self._holder = None
+        self.context.activate()
+        check("cuMemHostUnregister", self.context._drv.cuMemHostUnregister(self.base))
 
     def __enter__(self) -> Self:
         return self

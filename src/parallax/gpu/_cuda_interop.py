@@ -26,7 +26,9 @@ from typing import Any, Self
 
 from parallax._errors import ClosedError
 
-from ._cuda import CudaContext, CudaStream, DeviceMemory, _free, _stream, check
+from ._cuda_context import CudaContext, CudaStream
+from ._cuda_driver import check, release, stream_ptr
+from ._cuda_memory import DeviceMemory
 from ._errors import HandleError
 from ._handle import BufferHandle, HandleType
 
@@ -115,7 +117,7 @@ class ExternalSemaphore:
     def __init__(self, ctx: CudaContext, sem: Any, timeline: bool) -> None:
         self.context, self.timeline, self._sem = ctx, timeline, sem
         self._finalizer = weakref.finalize(
-            self, _free, ctx._drv, ctx._ctx, [("cuDestroyExternalSemaphore", sem)]
+            self, release, ctx._drv, ctx._ctx, [("cuDestroyExternalSemaphore", sem)]
         )
         ctx.adopt(self)
 
@@ -143,7 +145,7 @@ class ExternalSemaphore:
         params.flags = 0
         check(
             "cuSignalExternalSemaphoresAsync",
-            drv.cuSignalExternalSemaphoresAsync([self._sem], [params], 1, _stream(stream)),
+            drv.cuSignalExternalSemaphoresAsync([self._sem], [params], 1, stream_ptr(stream)),
         )
 
     def wait(self, value: int = 0, stream: CudaStream | int | None = None) -> None:
@@ -155,7 +157,7 @@ class ExternalSemaphore:
         params.flags = 0
         check(
             "cuWaitExternalSemaphoresAsync",
-            drv.cuWaitExternalSemaphoresAsync([self._sem], [params], 1, _stream(stream)),
+            drv.cuWaitExternalSemaphoresAsync([self._sem], [params], 1, stream_ptr(stream)),
         )
 
     def close(self) -> None:

@@ -1,11 +1,15 @@
-"""The GPU layer's errors, all under `parallax.ParallaxError`.
+"""The GPU layer's errors, all under `parallax.ParallaxError` (the whole tree is drawn in
+`parallax._errors`).
 
     ParallaxError
     ├── DescriptorError(ValueError)   a texture descriptor is invalid (field, value)
     ├── HandleError(ValueError)       an exported handle is malformed or does not fit (field)
-    └── VulkanError(RuntimeError)     a Vulkan call failed (function, result name)
+    ├── VulkanError(RuntimeError)     a Vulkan call failed (function, result name)
+    ├── CudaError(RuntimeError)       a CUDA driver call failed (function, result name)
+    └── CudaMemoryError(BufferError)  host access to memory that lives on a GPU (device)
 
-`PlatformNotSupported`, `MissingExtra` and `ClosedError` come from `parallax._errors`.
+`PlatformNotSupported`, `MissingExtra`, `ClosedError` and `BrokenError` come from
+`parallax._errors`.
 """
 
 from __future__ import annotations
@@ -35,3 +39,20 @@ class VulkanError(ParallaxError, RuntimeError):
     def __init__(self, message: str, *, function: str = "", result: str = "") -> None:
         super().__init__(message)
         self.function, self.result = function, result
+
+
+class CudaError(ParallaxError, RuntimeError):
+    """A CUDA driver call failed; `function` names it and `result` the CUresult name."""
+
+    def __init__(self, message: str, *, function: str = "", result: str = "") -> None:
+        super().__init__(message)
+        self.function, self.result = function, result
+
+
+class CudaMemoryError(ParallaxError, BufferError):
+    """Host access (a memoryview, a NumPy array, bytes) to a buffer in GPU memory;
+    `device` is the CUDA ordinal it lives on."""
+
+    def __init__(self, message: str, *, device: int = 0) -> None:
+        super().__init__(message)
+        self.device = device

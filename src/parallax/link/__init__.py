@@ -4,6 +4,9 @@ Layout:
     _frame.py   the STRM frame codec (pure): `encode_head`, `FrameDecoder`, `FrameError`
     _shm.py     the shared-memory process link: `Publisher`, `Subscriber`, `Sample`
                 (with _shm_pub.py, _ring.py and _hello.py; docs/links.md)
+    _ray.py     the Ray link: `RayLink` (a pipeline stage in a Ray actor), `LinkState`
+    _ray_actor.py  `StageActor`: the actor side of a RayLink (what Ray runs on a node)
+    _ray_src.py    `raysrc`: the stage's internal source, fed by the actor (docs/ray.md)
 
 The TCP elements that drive the codec (`tcpserversink`, `tcpclientsrc`, `tcpclientsink`,
 `tcpserversrc`) live in `parallax.elements`; docs/wire.md has the byte layout.
@@ -33,6 +36,8 @@ from ._frame import encode_eos as encode_eos
 from ._frame import encode_frame as encode_frame
 from ._frame import encode_head as encode_head
 from ._frame import parse_header as parse_header
+from ._ray import LinkState as LinkState
+from ._ray import RayLink as RayLink
 from ._shm import Publisher as Publisher
 from ._shm import Sample as Sample
 from ._shm import Subscriber as Subscriber
@@ -56,8 +61,10 @@ __all__ = [
     "FrameError",
     "FrameHeader",
     "FrameStart",
+    "LinkState",
     "PayloadData",
     "Publisher",
+    "RayLink",
     "Sample",
     "Subscriber",
     "crc32",
@@ -74,8 +81,10 @@ for _name in (
     "FrameError",
     "FrameHeader",
     "FrameStart",
+    "LinkState",
     "PayloadData",
     "Publisher",
+    "RayLink",
     "Sample",
     "Subscriber",
 ):

@@ -1,8 +1,9 @@
 """Ray link: a pipeline stage in a Ray actor, fed buffers through Ray's object store.
 
-Operations: `RayLink(build, name=...)` starts a `StageActor` and has it build and play the
-stage around a `RaySrc`; `send(buf)` / `send_eos()` feed it; `poll()` / `wait()` read its
-report (metrics, EOS, the failing element); `close()` stops the stage and kills the actor.
+Operations: `RayLink(build, name=...)` starts a `StageActor` (`_ray_actor.py`) and has it
+build and play the stage around a `raysrc` (`_ray_src.py`, internal); `send(buf)` /
+`send_eos()` feed it; `poll()` / `wait()` read its report (metrics, EOS, the failing
+element); `close()` stops the stage and kills the actor.
 See docs/ray.md.
 
 Plan:
@@ -37,20 +38,20 @@ from __future__ import annotations
 
 import contextlib
 import enum
-import importlib
-import threading
 import time
 import uuid
-from collections import deque
 from collections.abc import Callable, Mapping
 from typing import Any, Final, Self
 
 import numpy as np
 
-from parallax._errors import BrokenError, ClosedError, FlowError, MissingExtra, StateError
+from parallax._errors import BrokenError, ClosedError, FlowError, StateError
 from parallax.buffer import Buffer
 from parallax.caps import Caps
-from parallax.pipeline import EndOfStream, Media, Message, MessageType, Pipeline, Property, Source
+from parallax.pipeline import EndOfStream, Pipeline, Source
+
+from ._ray_actor import Report, ray_module, stage_actor_class
+from ._ray_src import TICK, Meta
 
 INLINE_MAX: Final = 64 * 1024
 """Payloads up to this many bytes travel inside the push call instead of through `ray.put`
@@ -62,275 +63,10 @@ CONTROL_THREADS: Final = 4
 STOP_TIMEOUT: Final = 10.0
 """Seconds `close()` gives the stage to stop cleanly before the actor is killed anyway."""
 
-_TICK: Final = 0.05  # seconds between checks of a stopping stage or a blocked source
 _POLL_TIMEOUT: Final = 1.0  # seconds poll() waits for the actor's answer
 _WAIT_SLICE: Final = 1.0  # seconds the actor blocks per report call of wait()
 _DEATH_TIMEOUT: Final = 5.0  # seconds close() waits for Ray to forget the killed actor
 _PROTOCOL_OPTIONS: Final = frozenset({"max_restarts", "max_task_retries", "concurrency_groups"})
-
-Report = dict[str, Any]
-Meta = tuple[str | None, int, int, int, int, int, int]
-# ^ caps text (None: no caps), sequence, pts, dts, duration, offset, flags
-
-
-def _ray() -> Any:
-    """The `ray` module, or MissingExtra with the install line."""
-    try:
-        return importlib.import_module("ray")
-    except ImportError as e:
-        raise MissingExtra("the Ray link needs Ray: pip install 'parallax-dataflow[ray]'") from e
-
-
-# -- the actor side -------------------------------------------------------------------
-
-
-class _Received:
-    """The memory of one received buffer: the array (a read-only view of the object store,
-    or of the call that carried it) and the ObjectRef that pins the object in Ray."""
-
-    __slots__ = ("array", "ref", "view")
-
-    def __init__(self, array: np.ndarray[Any, Any], ref: Any) -> None:
-        self.array = array
-        self.ref = ref
-        self.view = array.data  # a memoryview that references the array, and so the store
-
-
-_EOS: Final = object()
-
-
-class _Inbox:
-    """The bounded queue between the actor's push threads and the RaySrc's streaming
-    thread. Pushes are admitted in index order; `close()` drops what is queued and makes
-    every waiting and later put return False."""
-
-    def __init__(self, capacity: int) -> None:
-        self.capacity = capacity
-        self._items: deque[object] = deque()
-        self._cond = threading.Condition()
-        self._next = 0
-        self._closed = False
-
-    def __len__(self) -> int:
-        return len(self._items)
-
-    def put(self, index: int, item: object) -> bool:
-        """Queue `item` once every lower index is queued and there is room; False if the
-        inbox closed first (the item is dropped)."""
-        with self._cond:
-            while not self._closed and (index != self._next or len(self._items) >= self.capacity):
-                self._cond.wait()
-            if self._closed:
-                return False
-            self._items.append(item)
-            self._next += 1
-            self._cond.notify_all()
-            return True
-
-    def get(self, timeout: float) -> object | None:
-        """The oldest item, or None after `timeout` seconds or a wake()."""
-        with self._cond:
-            if not self._items:
-                self._cond.wait(timeout)
-            if not self._items:
-                return None
-            item = self._items.popleft()
-            self._cond.notify_all()
-            return item
-
-    def wake(self) -> None:
-        """Wake a waiting get() so a stopping source can leave."""
-        with self._cond:
-            self._cond.notify_all()
-
-    def close(self) -> None:
-        with self._cond:
-            self._closed = True
-            self._items.clear()  # drops the arrays, and so the object-store pins
-            self._cond.notify_all()
-
-
-class RaySrc(Source[Media], factory="raysrc"):
-    """Push the buffers a `RayLink` sends, read-only and without copying them.
-
-    Made by `StageActor` and handed to the stage's `build` callable; buffers arrive by
-    `deliver()` from the actor's threads. Each pushed Buffer views the object-store array
-    it came in and keeps it (and its ObjectRef) alive for as long as the Buffer lives.
-    """
-
-    klass = "Source/Network"
-    description = "Receive buffers sent by a RayLink through Ray's object store"
-
-    caps = Property(
-        Caps.any(),
-        doc="caps of the stream (each buffer also carries its own)",
-        parse=Caps.from_string,
-    )
-    max_buffers = Property(8, doc="buffers queued before the link's pushes wait", minimum=1)
-
-    def __init__(self, name: str | None = None, **props: Any) -> None:
-        super().__init__(name, **props)
-        self._inbox = _Inbox(self.max_buffers)
-        # (caps text, parsed caps), swapped as one object: push threads share it
-        self._caps_cache: tuple[str | None, Caps | None] = (None, None)
-
-    def output_caps(self) -> Caps:
-        return self.caps
-
-    def start(self) -> None:
-        self._inbox.capacity = self.max_buffers  # build() may have changed it
-
-    def metrics_extra(self) -> dict[str, Any]:
-        """Buffers waiting in the inbox, for `Pipeline.metrics()`."""
-        return {"queued": len(self._inbox)}
-
-    def deliver(self, index: int, array: np.ndarray[Any, Any], ref: Any, meta: Meta) -> bool:
-        """Queue one received buffer (the `index`-th of the link). Blocks while the inbox is
-        full; returns False if the stage ended first (the buffer is dropped)."""
-        caps_text, sequence, pts, dts, duration, offset, flags = meta
-        cache = self._caps_cache
-        if cache[0] != caps_text:
-            cache = (caps_text, None if caps_text is None else Caps.from_string(caps_text))
-            self._caps_cache = cache
-        buf = Buffer(
-            _Received(array, ref),
-            caps=cache[1],
-            sequence=sequence,
-            pts=pts,
-            dts=dts,
-            duration=duration,
-            offset=offset,
-            flags=flags,
-            readonly=True,
-        )
-        return self._inbox.put(index, buf)
-
-    def deliver_eos(self, index: int) -> bool:
-        """Queue the end of the stream after every buffer before `index`."""
-        return self._inbox.put(index, _EOS)
-
-    def close_inbox(self) -> None:
-        """The stage ended: drop what is queued, refuse what comes."""
-        self._inbox.close()
-
-    def create(self) -> Buffer | None:
-        inbox = self._inbox
-        while self._running:
-            item = inbox.get(_TICK)
-            if item is _EOS:
-                return None
-            if isinstance(item, Buffer):
-                if item.caps is None:
-                    item.caps = self.srcpad.caps
-                return item
-        return None
-
-    def deactivate(self) -> None:
-        super().deactivate()
-        self._inbox.wake()
-
-
-def _error_report(message: Message) -> dict[str, str]:
-    err = message.error
-    element = getattr(err, "element", "") or message.source
-    return {"element": element, "message": str(err) if err is not None else "error"}
-
-
-class StageActor:
-    """The actor side of a `RayLink`: builds the stage around a `RaySrc`, plays it, and
-    takes the pushes. Its methods are called through Ray, by `RayLink` only."""
-
-    def __init__(self, name: str, max_buffers: int) -> None:
-        self._name = name
-        self._src = RaySrc(name=f"{name}-src", max_buffers=max_buffers)
-        self._pipeline: Pipeline | None = None
-        self._cond = threading.Condition()
-        self._eos = False
-        self._error: dict[str, str] | None = None
-        self._done = False
-        self._stopping = threading.Event()
-        self._watcher: threading.Thread | None = None
-
-    def start(self, build: Callable[[Source[Any]], Pipeline]) -> None:
-        """Build the stage (`build(raysrc)`) and play it; errors go back to the caller."""
-        pipeline = build(self._src)
-        if not isinstance(pipeline, Pipeline) or self._src.parent is not pipeline:
-            raise TypeError(
-                f"{self._name}: build must return the Pipeline holding the raysrc it was "
-                f"given, got {pipeline!r}"
-            )
-        pipeline.play()
-        self._pipeline = pipeline
-        self._watcher = threading.Thread(
-            target=self._watch, args=(pipeline,), name=f"parallax:{self._name}:stage"
-        )
-        self._watcher.start()
-
-    def _watch(self, pipeline: Pipeline) -> None:
-        message = None
-        while message is None and not self._stopping.is_set():
-            message = pipeline.bus.poll(MessageType.EOS | MessageType.ERROR, _TICK)
-        with self._cond:
-            if message is not None:
-                if message.type is MessageType.ERROR:
-                    self._error = _error_report(message)
-                else:
-                    self._eos = True
-                self._done = True
-            self._cond.notify_all()
-        self._src.close_inbox()
-        try:
-            pipeline.stop()
-        except Exception as e:  # a stage that cannot stop is reported, not hidden
-            with self._cond:
-                if self._error is None:
-                    self._error = {"element": self._name, "message": f"stop failed: {e}"}
-                self._done = True
-                self._cond.notify_all()
-
-    def push(self, index: int, meta: Meta | None, payload: Any) -> Report | None:
-        """Queue buffer `index` (payload: an inline array, or [ObjectRef]); `meta` None is
-        EOS. None when queued; the report when the stage is done (the buffer dropped)."""
-        if meta is None:
-            queued = self._src.deliver_eos(index)
-        elif isinstance(payload, list):
-            ref = payload[0]
-            queued = self._src.deliver(index, _ray().get(ref), ref, meta)
-        else:
-            queued = self._src.deliver(index, payload, None, meta)
-        return None if queued else self.report(0.0)
-
-    def report(self, wait: float) -> Report:
-        """The stage's state, after waiting up to `wait` seconds for it to be done."""
-        with self._cond:
-            if wait > 0:
-                self._cond.wait_for(lambda: self._done, wait)
-            eos, error, done = self._eos, self._error, self._done
-        pipeline = self._pipeline
-        metrics = pipeline.metrics() if pipeline is not None else {}
-        return {"metrics": metrics, "eos": eos, "error": error, "done": done}
-
-    def stop(self) -> Report:
-        """Stop the stage and join its threads; the final report."""
-        self._stopping.set()
-        self._src.close_inbox()
-        watcher = self._watcher
-        if watcher is not None:
-            watcher.join()
-        return self.report(0.0)
-
-
-_actor_class: Any = None
-
-
-def _stage_actor_class() -> Any:
-    global _actor_class
-    if _actor_class is None:
-        _actor_class = _ray().remote(StageActor)
-    return _actor_class
-
-
-# -- the parent side ------------------------------------------------------------------
 
 
 class LinkState(enum.Enum):
@@ -375,7 +111,7 @@ class RayLink:
         max_inflight: int = 8,
         actor_options: Mapping[str, Any] | None = None,
     ) -> None:
-        ray = _ray()
+        ray = ray_module()
         if max_inflight < 1:
             raise ValueError(f"{name}: max_inflight must be at least 1, got {max_inflight}")
         options = dict(actor_options or {})
@@ -400,7 +136,7 @@ class RayLink:
         self._last: Report = {"metrics": {}, "eos": False, "error": None, "done": False}
         self._caps: Caps | None = None
         self._caps_text: str | None = None
-        actor = _stage_actor_class().options(**options).remote(name, max_inflight)
+        actor = stage_actor_class().options(**options).remote(name, max_inflight)
         try:
             ray.get(actor.start.remote(build))
         except BaseException as e:
@@ -592,7 +328,7 @@ class RayLink:
                 ray.get_actor(self.actor_name, namespace=self._namespace)
             except ValueError:
                 return  # the control store has it dead; its worker process exits now
-            time.sleep(_TICK / 5)
+            time.sleep(TICK / 5)
 
     def __enter__(self) -> Self:
         return self

@@ -1,0 +1,94 @@
+"""`CudaBufferRecord`: the record that stands for a GPU buffer on the shared-memory link;
+sans-IO.
+
+`ipcsink` (and `procqueue`) write it into a slot instead of the buffer's bytes when the
+buffer lives in CUDA memory; `ipcsrc` decodes it and opens the handle. It names a window
+of an exported allocation.
+
+Wire layout (little endian), 24 bytes then the allocation's `CudaHandle` (108 bytes)::
+
+    magic "PXCB" | u32 device ordinal | u64 start | u64 size | CudaHandle.to_bytes()
+
+The magic is distinct from the handle's own (`PXCU`): a record fed to the handle decoder,
+or a handle to this one, is refused naming the magic it got.
+"""
+
+from __future__ import annotations
+
+import struct
+from dataclasses import dataclass
+from typing import Final
+
+from ._cuda_handle import MAGIC as HANDLE_MAGIC
+from ._cuda_handle import CudaHandle
+from ._errors import HandleError
+
+MAGIC: Final = b"PXCB"
+_HEAD: Final = struct.Struct("<4sIQQ")  # magic, device ordinal, start, size; then the handle
+_U32: Final = 1 << 32
+_U64: Final = 1 << 64
+
+
+@dataclass(frozen=True, slots=True)
+class CudaBufferRecord:
+    """`size` bytes from `start` of the allocation `handle` names, on device `device`.
+
+    Raises:
+        HandleError: a field out of range (`field` names it), or a window that does not
+            fit in the allocation.
+    """
+
+    device: int
+    start: int
+    size: int
+    handle: CudaHandle
+
+    def __post_init__(self) -> None:
+        for name, value, bound in (
+            ("device", self.device, _U32),
+            ("start", self.start, _U64),
+            ("size", self.size, _U64),
+        ):
+            if isinstance(value, bool) or not isinstance(value, int) or not 0 <= value < bound:
+                raise HandleError(f"{name}: expected 0..{bound - 1}, got {value!r}", field=name)
+        if not isinstance(self.handle, CudaHandle):
+            raise HandleError(f"handle: expected a CudaHandle, got {self.handle!r}", field="handle")
+        if self.start + self.size > self.handle.size:
+            raise HandleError(
+                f"size: the record names bytes {self.start}..{self.start + self.size} of a "
+                f"{self.handle.size}-byte allocation",
+                field="size",
+            )
+
+    @property
+    def key(self) -> bytes:
+        """The allocation's handle bytes: what names the same allocation across records."""
+        return self.handle.to_bytes()
+
+    def to_bytes(self) -> bytes:
+        """Serialize: the head, then the handle."""
+        return _HEAD.pack(MAGIC, self.device, self.start, self.size) + self.handle.to_bytes()
+
+    @classmethod
+    def from_bytes(cls, data: bytes | memoryview) -> CudaBufferRecord:
+        """Decode `to_bytes` output; `HandleError` on anything else (a wrong magic is
+        named, and the handle's own errors name its field)."""
+        raw = bytes(data)
+        magic = raw[:4]
+        if len(raw) >= 4 and magic != MAGIC:
+            hint = " (a bare CUDA handle, not a buffer record)" if magic == HANDLE_MAGIC else ""
+            raise HandleError(
+                f"magic: expected {MAGIC!r} (a GPU buffer record), got {magic!r}{hint}",
+                field="magic",
+            )
+        if len(raw) < _HEAD.size:
+            raise HandleError(
+                f"GPU buffer record: {len(raw)} bytes, expected {_HEAD.size} + a CUDA handle"
+            )
+        _magic, device, start, size = _HEAD.unpack_from(raw)
+        return cls(device, start, size, CudaHandle.from_bytes(raw[_HEAD.size :]))
+
+    @staticmethod
+    def is_record(data: bytes | memoryview) -> bool:
+        """True if `data` starts with this record's magic (a cheap test, no decoding)."""
+        return bytes(data[:4]) == MAGIC
