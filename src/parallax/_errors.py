@@ -1,6 +1,6 @@
 """The one error tree of Parallax.
 
-Every error Parallax raises on purpose derives from `ParallaxError`, and most also
+Every exception Parallax raises on purpose derives from `ParallaxError`, and most also
 derive from the builtin that fits, so `except ValueError` still works::
 
     ParallaxError
@@ -16,15 +16,31 @@ derive from the builtin that fits, so `except ValueError` still works::
     ├── MissingExtra(ImportError)     an optional dependency is not installed (install line)
     ├── PlatformNotSupported          the feature does not exist on this OS
     ├── ClosedError(RuntimeError)     *you* closed it, then used it
-    └── BrokenError(RuntimeError)     the peer went away (the OS error as __cause__)
+    ├── BrokenError(RuntimeError)     the peer went away (the OS error as __cause__)
+    ├── UnknownElement(LookupError)   no element factory of that name (factory)
+    ├── EndOfStream                   not a failure: a chain wants no more buffers (EOS)
+    ├── FrameError(ValueError)        a malformed STRM frame (offset, reason)
+    ├── DescriptorError(ValueError)   a texture descriptor is invalid (field, value)
+    ├── HandleError(ValueError)       an exported GPU handle is malformed or does not fit
+    ├── VulkanError(RuntimeError)     a Vulkan call failed (function, result)
+    ├── CudaError(RuntimeError)       a CUDA driver call failed (function, result)
+    └── CudaMemoryError(BufferError)  host access to a buffer in GPU memory (device)
+
+The first thirteen are importable from `parallax`; the others from their package:
+`parallax.pipeline` (`UnknownElement`, `EndOfStream`), `parallax.link` (`FrameError`),
+`parallax.gpu` (the last five; `CudaMemoryError` also from `parallax.elements`).
+`EndOfStream` is the one that reports no failure: GStreamer's GST_FLOW_EOS, raised by a
+chain function that wants no more buffers (catch it before `ParallaxError`).
 
 Messages name the element, property, pad, column or byte and what was expected; the
 same facts are attributes, and every error pickles so it can cross a process boundary.
+tests/test_errors.py checks that every exception class in the package is drawn here, under
+the base it derives from.
 """
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, Final
 
 
 class ParallaxError(Exception):
@@ -53,8 +69,19 @@ class ParallaxError(Exception):
         return (_rebuild, (type(self), self.args, self.__dict__))
 
 
+_HEAPTYPE: Final = 1 << 9  # Py_TPFLAGS_HEAPTYPE: a class made by a class statement
+
+
 def _rebuild(cls: type[ParallaxError], args: tuple[Any, ...], state: dict[str, Any]) -> Any:
-    err = cls.__new__(cls)
+    # Without calling __init__ (its keyword arguments are in `state`). `cls.__new__` can be
+    # the wrong one: for `PoolExhausted(ParallaxError, MemoryError)` it finds
+    # MemoryError.__new__, which CPython refuses for a class laid out as an Exception
+    # ("not safe"). The builtin that `cls` is laid out as is the first non-heap type on
+    # its `__base__` chain (Exception there, OSError for HugePagesUnavailable).
+    base: type = cls
+    while base.__flags__ & _HEAPTYPE:
+        base = base.__base__
+    err = base.__new__(cls)
     Exception.__init__(err, *args)
     err.__dict__.update(state)
     return err
