@@ -125,7 +125,7 @@ class FdReader:
         on_timeout: Callable[[], None] | None = None,
     ) -> None:
         self._fd, self._what, self._name = fd, what, name
-        self._offset, self._fill = offset, fill
+        self._seekable, self._fill = offset is not None, fill
         self._flushing = flushing
         self._timeout, self._on_timeout = timeout, on_timeout
         self._poller = select.poll()
@@ -153,9 +153,16 @@ class FdReader:
             return None
         assert self._alloc is not None, "FdReader used after close()"
         buf = self._alloc.buffer(caps=caps, sequence=sequence)
-        n = self._pread(buf.view) if self._offset is not None else self._read_in_order(buf.view)
-        if n is None:  # flushing
-            return None
+        if self._seekable:
+            try:
+                n = os.preadv(self._fd, [buf.view], self._pos)
+            except OSError as e:
+                raise self._error(e) from e
+        else:
+            got = self._read_in_order(buf.view)
+            if got is None:  # flushing
+                return None
+            n = got
         if n == 0:
             self._eof = True
             return None
@@ -164,12 +171,6 @@ class FdReader:
         buf.offset = self._pos
         self._pos += n
         return buf
-
-    def _pread(self, view: memoryview) -> int:
-        try:
-            return os.preadv(self._fd, [view], self._pos)
-        except OSError as e:
-            raise self._error(e) from e
 
     def _read_in_order(self, view: memoryview) -> int | None:
         n = 0
