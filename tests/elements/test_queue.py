@@ -157,3 +157,17 @@ def test_current_levels_follow_the_queue(playing: list[Pipeline]) -> None:
     _until(lambda: q.current_level_buffers == 3)
     assert (q.current_level_bytes, q.current_level_time) == (12, 30)
     assert q.get_property("current_level_bytes") == 12
+
+
+def test_to_launch_of_a_filled_queue_leaves_the_read_only_levels_out(
+    playing: list[Pipeline],
+) -> None:
+    p, src, q, _ = _play(
+        "appsrc name=in ! queue name=q min-threshold-buffers=100 ! appsink name=out", playing
+    )
+    src.push_buffer(b"held")
+    _until(lambda: q.current_level_buffers == 1)
+    text = p.to_launch()
+    assert "current-level" not in text
+    assert "min-threshold-buffers=100" in text
+    parallax.parse_launch(text)  # what to_launch prints builds again

@@ -1,7 +1,8 @@
 """The built-in elements. Each is registered through the `parallax.elements` entry points
 (see pyproject.toml), like any third-party element.
 
-Layout: `_file.py` (filesrc, filesink), `_fd.py` (fdsrc, fdsink: a file descriptor),
+Layout: `_file.py` (filesrc, filesink; `FdReader`, `write_all`: the fd reading and
+writing they share with `_fd.py`), `_fd.py` (fdsrc, fdsink: a file descriptor),
 `_fake.py` (fakesrc, fakesink), `_basic.py`
 (identity, capsfilter, consolesink), `_tee.py`, `_queue.py`, `_app.py` (appsrc, appsink),
 `_ipc.py` (ipcsink, ipcsrc: the shared-memory process link), `_procqueue.py`

@@ -23,9 +23,11 @@ JSON_VERSION = 1
 
 
 def props_text(element: Element) -> dict[str, str]:
-    """The element's non-default properties, as launch text."""
+    """The element's non-default, settable properties, as launch text."""
     out: dict[str, str] = {}
     for prop in element.properties():
+        if prop.readonly:  # a level or count: not a setting, and refused by parse_launch
+            continue
         value = getattr(element, prop.attr)
         if value is not None and value != prop.default:
             out[prop.name] = prop.to_string(value)
