@@ -40,6 +40,7 @@ try:
     __version__ = version("parallax-dataflow")
 except PackageNotFoundError:  # running from a source tree that was never installed
     __version__ = "0.0.0"
+del PackageNotFoundError, version  # not part of the API
 
 __all__ = [
     "BrokenError",

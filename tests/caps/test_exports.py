@@ -1,28 +1,13 @@
-"""The public surface of parallax.caps, pinned: names, modules, docstrings."""
+"""What parallax.caps promises beyond tests/test_exports.py (which pins its `__all__`):
+the public module and a docstring on every class and public method."""
 
 from __future__ import annotations
 
 import parallax.caps
 
-PUBLIC = {
-    "Caps",
-    "FloatRange",
-    "FractionRange",
-    "IntRange",
-    "Structure",
-    "Value",
-    "ValueArray",
-    "ValueList",
-}
-
-
-def test_all_lists_the_public_names() -> None:
-    assert set(parallax.caps.__all__) == PUBLIC
-    assert {n for n in dir(parallax.caps) if not n.startswith("_")} == PUBLIC
-
 
 def test_classes_name_the_public_module_and_have_docstrings() -> None:
-    for name in PUBLIC - {"Value"}:
+    for name in set(parallax.caps.__all__) - {"Value"}:
         cls = getattr(parallax.caps, name)
         assert cls.__module__ == "parallax.caps", name
         assert cls.__doc__, name

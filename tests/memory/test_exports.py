@@ -1,4 +1,6 @@
-"""The public surface of parallax.memory: names, docstrings, module, and its layer."""
+"""What parallax.memory promises beyond tests/test_exports.py (which pins its `__all__`):
+a docstring on every public method of its classes, and its layer (it imports nothing from
+Parallax but the errors)."""
 
 from __future__ import annotations
 
@@ -8,28 +10,6 @@ from pathlib import Path
 
 import parallax.memory
 from parallax import memory
-
-EXPECTED = {
-    "ArenaBlock",
-    "FileSegment",
-    "FrameArena",
-    "HeapSegment",
-    "HugePageSegment",
-    "MemfdSegment",
-    "MemoryType",
-    "RegionKind",
-    "RegionSpec",
-    "RegionStats",
-    "Segment",
-    "Slot",
-    "SlotPool",
-}
-
-
-def test_public_names_are_pinned() -> None:
-    assert set(memory.__all__) == EXPECTED
-    public = {n for n in vars(memory) if not n.startswith("_")}
-    assert public == EXPECTED
 
 
 def test_exported_classes_name_the_public_module_and_have_docstrings() -> None:

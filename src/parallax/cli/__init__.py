@@ -12,3 +12,5 @@ Modules, one concept each:
 from ._main import main as main
 
 __all__ = ["main"]
+
+main.__module__ = __name__  # tracebacks and reprs name the public module

@@ -87,5 +87,9 @@ for _name in (
     "RayLink",
     "Sample",
     "Subscriber",
+    "encode_eos",
+    "encode_frame",
+    "encode_head",
+    "parse_header",
 ):
     globals()[_name].__module__ = __name__

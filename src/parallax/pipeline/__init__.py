@@ -98,5 +98,5 @@ __all__ = [
 
 for _name in __all__:
     _obj = globals()[_name]
-    if isinstance(_obj, type):
+    if isinstance(_obj, type) or hasattr(_obj, "__code__"):  # classes and functions
         _obj.__module__ = __name__
