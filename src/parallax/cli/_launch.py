@@ -6,16 +6,18 @@ from __future__ import annotations
 import argparse
 import contextlib
 import importlib
-import sys
+import logging
+import signal
 import time
-import traceback
 from collections.abc import Iterator
 from typing import Any, TextIO
 
 from parallax._errors import MissingExtra, ParallaxError
-from parallax.pipeline import MessageType, MetricsServer, Pipeline, parse_launch
+from parallax.pipeline import Message, MessageType, MetricsServer, Pipeline, parse_launch
 
-from ._progress import Progress, human_bytes, stage_lines, totals
+from ._progress import Progress
+from ._report import Report
+from ._signals import Interrupts
 from ._web import serve_web
 
 
@@ -61,60 +63,56 @@ def _on_ray(pipeline: Pipeline, address: str | None) -> Iterator[None]:
 
 
 def run(pipeline: Pipeline, args: argparse.Namespace, out: TextIO) -> int:
-    """Play `pipeline` to EOS with what `args` asks for; returns the exit status."""
+    """Play `pipeline` to EOS with what `args` asks for; returns the exit status
+    (0 EOS, 1 error, 128 + the signal's number when a signal stopped it: docs/cli.md).
 
-    def say(line: str) -> None:
-        if not args.quiet:
-            print(line, file=out, flush=True)
+    Raises:
+        BrokenPipeError: stdout's reader went away (the caller exits quietly).
+    """
+    report = Report(pipeline, out, quiet=args.quiet, verbose=args.verbose, debug=args.debug)
+    with _bus_not_log():
+        return _run(pipeline, args, out, report)
 
+
+@contextlib.contextmanager
+def _bus_not_log() -> Iterator[None]:
+    """What the pipeline logs at WARNING it also posts on the bus, which `report` prints:
+    a NullHandler keeps logging's last resort from printing it a second time (an
+    application's own logging configuration still gets the records)."""
+    logger, handler = logging.getLogger("parallax"), logging.NullHandler()
+    logger.addHandler(handler)
+    try:
+        yield
+    finally:
+        logger.removeHandler(handler)
+
+
+def _run(pipeline: Pipeline, args: argparse.Namespace, out: TextIO, report: Report) -> int:
     if args.timing or args.metrics_port is not None:
         pipeline.enable_timing()
     server = MetricsServer(pipeline, args.metrics_port) if args.metrics_port is not None else None
     web = None
     try:
         if server is not None:
-            say(f"Serving metrics on http://127.0.0.1:{server.port}/metrics")
-        web = serve_web(pipeline, args.web, say)
-        say("Setting pipeline to PLAYING ...")
-        t0 = time.monotonic()
-        with Progress(pipeline, out, not args.quiet):
-            try:
-                pipeline.play()
-                message = pipeline.wait()
-            except KeyboardInterrupt:
-                say("Interrupt: stopping pipeline ...")
-                pipeline.stop()
-                return 130
-        elapsed = time.monotonic() - t0
-        if args.verbose:
-            for pad, caps in pipeline.negotiated_caps():
-                say(f"/{pipeline.name}/{pad}: caps = {caps}")
-        pipeline.stop()
-        if args.verbose:
-            for m in pipeline.bus.messages(MessageType.WARNING):
-                say(f"WARNING from {m.source}: {m.data.get('text')}")
-        assert message is not None
-        if message.type is MessageType.ERROR:
-            err = message.error
-            source = getattr(err, "element", "") or message.source
-            print(f"ERROR: from element {source}: {err}", file=sys.stderr)
-            if args.debug and err is not None:
-                traceback.print_exception(err)
-            return 1
-        buffers, nbytes = totals(pipeline)
-        rate = nbytes / elapsed if elapsed > 0 else 0.0
-        say(f'Got EOS from pipeline "{pipeline.name}".')
-        say(
-            f"Execution ended after {elapsed:.3f} s: {buffers:,} buffer{'s' * (buffers != 1)}, "
-            f"{human_bytes(nbytes)} ({nbytes:,} bytes), {human_bytes(rate)}/s"
-        )
-        for line in stage_lines(pipeline, elapsed):
-            say(line)
-        if args.timing:
-            for name, entry in pipeline.metrics().items():
-                if "proc_ns" in entry and entry["buffers_in"]:
-                    per = entry["proc_ns"] / entry["buffers_in"]
-                    say(f"  {name}: {per:,.0f} ns/buffer")
+            report.say(f"Serving metrics on http://127.0.0.1:{server.port}/metrics")
+        web = serve_web(pipeline, args.web, report.say)
+        # A signal during play() or stop() is recorded, and acted on by _wait (so, once
+        # this line is out, a signal is handled: tests wait for it).
+        with Interrupts() as interrupts, Progress(pipeline, out, not args.quiet):
+            report.say("Setting pipeline to PLAYING ...")
+            t0 = time.monotonic()
+            pipeline.play()
+            outcome = _wait(pipeline, interrupts, report, eos_on_shutdown=args.eos_on_shutdown)
+            elapsed = time.monotonic() - t0
+            pipeline.stop()
+        report.drain()
+        if isinstance(outcome, int):
+            report.summary(elapsed, timing=args.timing)
+            return 128 + outcome
+        if outcome.type is MessageType.ERROR:
+            return report.error(outcome)
+        report.say(f'Got EOS from pipeline "{pipeline.name}".')
+        report.summary(elapsed, timing=args.timing)
         return 0
     finally:
         pipeline.stop()
@@ -122,3 +120,37 @@ def run(pipeline: Pipeline, args: argparse.Namespace, out: TextIO) -> int:
             server.close()
         if web is not None:
             web.close()
+
+
+POLL = 0.1
+"""Seconds between looks at the signals received, while the bus is quiet: a Ctrl-C is
+acted on within this (a message wakes the wait at once)."""
+
+_SIGNAL_WORD: dict[int, str] = {signal.SIGINT: "Interrupt", signal.SIGTERM: "Terminated"}
+
+
+def _wait(
+    pipeline: Pipeline, interrupts: Interrupts, report: Report, *, eos_on_shutdown: bool
+) -> Message | int:
+    """Print bus messages as they come until EOS or an ERROR (returned), or a signal that
+    stops the run (its number returned). With `eos_on_shutdown` (`-e`) the first signal
+    sends EOS and the run goes on to that EOS; a second one stops it at once."""
+    acted = 0
+    while True:
+        message = pipeline.bus.poll(MessageType.ANY, POLL)
+        if message is not None:
+            if message.type & (MessageType.EOS | MessageType.ERROR):
+                return message
+            report.message(message)
+        received = interrupts.received
+        if len(received) == acted:
+            continue
+        acted = len(received)
+        signum = received[-1]
+        word = _SIGNAL_WORD.get(signum, signal.Signals(signum).name)
+        if eos_on_shutdown and acted == 1:
+            report.say(f"{word}: EOS on shutdown enabled -- forcing EOS on the pipeline ...")
+            pipeline.send_eos()
+            continue
+        report.say(f"{word}: stopping pipeline ...")
+        return signum

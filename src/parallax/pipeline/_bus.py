@@ -25,15 +25,29 @@ class MessageType(enum.Flag):
     STREAM_START = enum.auto()
     ELEMENT = enum.auto()
     PROGRESS = enum.auto()
-    ANY = EOS | ERROR | WARNING | INFO | STATE_CHANGED | STREAM_START | ELEMENT | PROGRESS
+    PROPERTY_NOTIFY = enum.auto()
+    ANY = (
+        EOS
+        | ERROR
+        | WARNING
+        | INFO
+        | STATE_CHANGED
+        | STREAM_START
+        | ELEMENT
+        | PROGRESS
+        | PROPERTY_NOTIFY
+    )
 
 
 @dataclass(frozen=True, slots=True)
 class Message:
     """One bus message. `source` is the posting element's (or pipeline's) name.
 
-    `data` carries the details: for ERROR/WARNING `error` (the exception) and `debug`;
-    for STATE_CHANGED `old`, `new`; for ELEMENT whatever the element posts.
+    `data` carries the details: for ERROR/WARNING `error` (the exception) and `debug`,
+    or `text`; for STATE_CHANGED `old`, `new`; for PROPERTY_NOTIFY `pad` (its name on
+    the element), `property` and `value` — posted when a src pad's `caps` are set, as a
+    link negotiates (what `parallax launch -v` prints); for ELEMENT whatever the element
+    posts.
     """
 
     type: MessageType

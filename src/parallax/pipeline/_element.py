@@ -370,6 +370,7 @@ class Source(Element, Generic[Out]):
         super().__init__(name, **props)
         self._running = False
         self._resume = threading.Event()
+        self._eos_requested = False
         self.sequence = 0
 
     @property
@@ -429,30 +430,44 @@ class Source(Element, Generic[Out]):
                 ended = self.loop()
             except EndOfStream:
                 ended = True
-            if ended:
+            if ended or self._eos_requested:
                 pad.push_event(EOS_EVENT)
                 return
             self._resume.wait()
             if self._flushing:
                 return
             self._resume.clear()
-            self._running = True
+            self._running = not self._eos_requested  # loop() returns at once, then EOS
 
     def activate(self) -> None:
         super().activate()
-        self._running = True
+        self._running = not self._eos_requested
         if self._tasks:  # resuming from PAUSED
             self._resume.set()
         else:
+            self._resume.clear()  # a set left by the last deactivate() is no resume
             self.start_task(self._stream)
 
     def pause(self) -> None:
         """PLAYING → PAUSED: the streaming thread parks after the current buffer."""
         self._running = False
 
+    def send_eos(self) -> None:
+        """End the stream after the buffer being pushed now, as if `create()` returned
+        None (GStreamer: an EOS event sent to a source). Safe from any thread.
+
+        It stops the loop as `pause()` does (`_running` goes False, and a subclass's
+        `pause()` interrupts its wait), then the streaming thread pushes EOS instead of
+        parking; a paused source pushes EOS at once, one not yet playing when it plays.
+        """
+        self._eos_requested = True
+        self.pause()
+        self._resume.set()
+
     def deactivate(self) -> None:
         super().deactivate()
         self._running = False
+        self._eos_requested = False
         self._resume.set()
 
 

@@ -16,7 +16,8 @@ from parallax._errors import FlowError, LinkError
 from parallax.buffer import Buffer
 from parallax.caps import Caps
 
-from ._events import Event
+from ._bus import MessageType
+from ._events import Event, EventType
 from ._flow import EndOfStream
 
 if TYPE_CHECKING:
@@ -160,10 +161,15 @@ class Pad:
             raise FlowError(f"{name}: {type(e).__name__}: {e}", element=name) from e
 
     def push_event(self, event: Event) -> None:
-        """Send `event` to the peer's event handler (in order with buffers)."""
+        """Send `event` to the peer's event handler (in order with buffers). Caps going
+        out are announced on the bus (PROPERTY_NOTIFY), as GStreamer's pad `caps` notify."""
         peer = self.peer
         if peer is None:
             raise FlowError(f"{self.full_name}: pad is not linked", element=self.element.name)
+        if event.type is EventType.CAPS:  # rare (once per stream), off the buffer path
+            self.element.post(
+                MessageType.PROPERTY_NOTIFY, pad=self.name, property="caps", value=event.caps
+            )
         try:
             peer.element.handle_event(peer, event)
         except FlowError:

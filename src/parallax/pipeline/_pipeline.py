@@ -10,6 +10,8 @@ from __future__ import annotations
 
 import itertools
 import logging
+import sys
+import sysconfig
 import threading
 from collections.abc import Iterable, Iterator
 from typing import TYPE_CHECKING, Any, Self, TypeVar
@@ -30,6 +32,7 @@ if TYPE_CHECKING:
 
 log = logging.getLogger("parallax.pipeline")
 _T = TypeVar("_T", bound=Media)
+_E = TypeVar("_E", bound=Element)
 
 STOP_TIMEOUT = 1.0
 """Seconds each element gets to leave its streaming threads on stop (the spine issue:
@@ -85,6 +88,22 @@ class Pipeline:
             ) from None
 
     __getitem__ = get_by_name
+
+    def get(self, name: str, kind: type[_E]) -> _E:
+        """The element called `name`, checked to be a `kind` and typed as one, so that
+        `pipeline.get("src", AppSrc).push_buffer(b"...")` passes `mypy --strict`.
+
+        Raises:
+            KeyError: no such element (as `get_by_name`).
+            TypeError: the element is not a `kind`; the message names both types.
+        """
+        element = self.get_by_name(name)
+        if not isinstance(element, kind):
+            raise TypeError(
+                f"{self.name}: element '{name}' is a {_qualified(type(element))} "
+                f"({element.factory_name}), not a {_qualified(kind)}"
+            )
+        return element
 
     def link(
         self,
@@ -184,9 +203,17 @@ class Pipeline:
     def set_state(self, target: State) -> None:
         """Move through every intermediate state to `target`.
 
+        Going down always ends in `target`: a streaming thread that does not leave within
+        STOP_TIMEOUT is left running and reported as a WARNING on the bus (Python cannot
+        stop a thread), and every element gets its `stop()` even when another's fails.
+
         Raises:
-            StateError, FlowError, LinkError: a transition failed; the pipeline is
-                brought back to NULL first, so nothing stays open.
+            StateError, FlowError, LinkError: a transition up failed; the pipeline is
+                brought back to NULL first, so nothing stays open, and what failed on the
+                way down is attached to that error as a note (`__notes__`).
+            Exception: going to NULL, the one element `stop()` that failed; when several
+                failed, one FlowError naming each, its `__cause__` an ExceptionGroup of
+                them. The pipeline is in NULL either way.
         """
         try:
             while self.state != target:
@@ -196,15 +223,20 @@ class Pipeline:
                     self._transition(self.state, step)
                 old, self.state = self.state, step
                 self.post(Message(MessageType.STATE_CHANGED, self.name, {"old": old, "new": step}))
-        except BaseException:
+        except BaseException as error:
             if target != State.NULL:
-                self._teardown()
+                self._teardown(error)
             raise
 
-    def _teardown(self) -> None:
+    def _teardown(self, error: BaseException) -> None:
+        """Back to NULL after `error` broke a transition up. What fails on the way down
+        becomes a note on `error`: the first failure stays the one raised."""
         for down in (State.PAUSED, State.READY, State.NULL):
             if self.state > down:
-                self._transition(self.state, down)
+                try:
+                    self._transition(self.state, down)
+                except Exception as also:
+                    error.add_note(f"stopping after it failed too: {_describe(also)}")
                 self.state = down
 
     def _transition(self, old: State, new: State) -> None:
@@ -223,9 +255,16 @@ class Pipeline:
                     e.start()
                     e.state = State.READY
                     started.append(e)
-            except BaseException:
-                for e in started:
-                    e.stop()
+            except BaseException as error:
+                # Every element that started gets its stop(), and so does the one that
+                # failed (what its start() opened before failing); a stop() that fails
+                # here is a note on the error that is raised, not a replacement for it.
+                failed = list(reversed(order))[len(started) : len(started) + 1]
+                for e in [*failed, *reversed(started)]:
+                    try:
+                        e.stop()
+                    except Exception as also:
+                        error.add_note(f"rolling back, {e.name}.stop() failed: {_describe(also)}")
                     e.state = State.NULL
                 for name in self._placed:
                     self.elements[name].state = State.NULL
@@ -254,25 +293,32 @@ class Pipeline:
         elif (old, new) == (State.PAUSED, State.READY):
             for e in order:
                 e.deactivate()
-            stuck: list[str] = []
             for e in order:
-                stuck += e.join_tasks(STOP_TIMEOUT)
+                for thread in e.join_tasks(STOP_TIMEOUT):
+                    self._left_behind(e, thread)
             for e in order:
                 e.state = State.READY
-            if stuck:
-                raise StateError(
-                    f"{self.name}: threads did not stop within {STOP_TIMEOUT}s: {stuck}"
-                )
         elif (old, new) == (State.READY, State.NULL):
-            errors = []
+            failures: list[tuple[str, Exception]] = []
             for e in order:
                 try:
                     e.stop()
-                except Exception as err:  # every element must get its stop(); first error wins
-                    errors.append(err)
+                except Exception as err:  # every element must get its stop()
+                    failures.append((e.name, err))
                 e.state = State.NULL
-            if errors:
-                raise errors[0]
+            if failures:
+                self.state = State.NULL  # every element had its stop(): nothing stays open
+                raise _stop_error(self.name, failures)
+
+    def _left_behind(self, element: Element, thread: str) -> None:
+        """Report a streaming thread that did not leave within STOP_TIMEOUT (blocked in an
+        element's code, which no flush reaches): a WARNING on the bus and the log."""
+        text = (
+            f"{element.name}: thread '{thread}' did not stop within {STOP_TIMEOUT} s"
+            f"{_where(thread)}; it is left running"
+        )
+        log.warning("%s: %s", self.name, text)
+        self.post(Message(MessageType.WARNING, element.name, {"text": text, "thread": thread}))
 
     def _check_complete(self) -> None:
         if not self.elements:
@@ -290,8 +336,27 @@ class Pipeline:
         """Go to PAUSED (sources park after the buffer they are pushing)."""
         self.set_state(State.PAUSED)
 
+    def send_eos(self) -> None:
+        """End the stream cleanly: each source pushes EOS after the buffer it is pushing,
+        and the EOS drains through every element to the sinks, so `wait()` returns EOS
+        when files are complete (GStreamer: sending an EOS event to the pipeline; what
+        `parallax launch -e` does on Ctrl-C). The state does not change: `stop()` after.
+        Safe from any thread.
+
+        Raises:
+            StateError: the pipeline is not PAUSED or PLAYING (nothing streams).
+        """
+        if self.state < State.PAUSED:
+            raise StateError(f"{self.name}: cannot send EOS in state {self.state.name}")
+        for e in self.elements.values():
+            if isinstance(e, Source) and e.name not in self._placed:
+                e.send_eos()
+
     def stop(self) -> None:
-        """Go to NULL: flush, join every thread (within a second each), close resources."""
+        """Go to NULL: flush, join every thread (within a second each), close resources.
+
+        A thread still busy after that is left running and named in a WARNING message;
+        see `set_state` for the errors."""
         self.set_state(State.NULL)
 
     close = stop
@@ -468,6 +533,49 @@ class Pipeline:
     def iterate_sources(self) -> Iterable[Element]:
         """Elements without sink pads."""
         return [e for e in self.elements.values() if not e.sink_pads]
+
+
+def _qualified(cls: type) -> str:
+    return f"{cls.__module__}.{cls.__qualname__}"
+
+
+def _describe(error: BaseException) -> str:
+    return str(error) if isinstance(error, FlowError) else f"{type(error).__name__}: {error}"
+
+
+def _stop_error(pipeline: str, failures: list[tuple[str, Exception]]) -> Exception:
+    """The one error for the elements whose `stop()` failed: that error itself when one
+    did; else a FlowError naming each, whose `__cause__` is an ExceptionGroup of them
+    (tracebacks included), so that `except FlowError` still catches it."""
+    if len(failures) == 1:
+        return failures[0][1]
+    parts = []
+    for name, err in failures:
+        text = _describe(err)
+        parts.append(text if text.startswith(f"{name}:") else f"{name}: {text}")
+    error = FlowError(
+        f"{pipeline}: {len(failures)} elements failed to stop: " + "; ".join(parts),
+        element=failures[0][0],
+    )
+    error.__cause__ = ExceptionGroup(f"{pipeline}: stop() failed", [err for _, err in failures])
+    return error
+
+
+def _where(thread_name: str) -> str:
+    """`, blocked in fn (file:line)`: where that live thread is, in the innermost frame
+    outside the standard library (the element's code that called `Event.wait`, say)."""
+    stdlib = sysconfig.get_paths()["stdlib"]
+    for thread in threading.enumerate():
+        if thread.name == thread_name and thread.ident is not None:
+            frame = sys._current_frames().get(thread.ident)
+            while frame is not None and frame.f_back is not None:
+                if not frame.f_code.co_filename.startswith(stdlib):
+                    break
+                frame = frame.f_back
+            if frame is not None:
+                code = frame.f_code
+                return f", blocked in {code.co_name} ({code.co_filename}:{frame.f_lineno})"
+    return ""
 
 
 def _as_raisable(message: Message) -> BaseException:
