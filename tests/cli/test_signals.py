@@ -25,7 +25,7 @@ SLOW_TO_FILE = (
 class Launched:
     """A `parallax` process with its output read as it comes (and a bounded wait)."""
 
-    def __init__(self, *argv: str, script: str | None = None) -> None:
+    def __init__(self, *argv: str, script: str | None = None, merge: bool = False) -> None:
         cmd = (
             [sys.executable, "-c", textwrap.dedent(script)]
             if script is not None
@@ -34,7 +34,7 @@ class Launched:
         self.proc = subprocess.Popen(
             cmd,
             stdout=subprocess.PIPE,
-            stderr=subprocess.PIPE,
+            stderr=subprocess.STDOUT if merge else subprocess.PIPE,
             # A test run in the background (`make test &`) ignores SIGINT, and children
             # inherit that: give this one the default, as a shell's foreground job has.
             # (Safe with threads here: the child only calls sigaction before exec.)
@@ -62,7 +62,7 @@ class Launched:
         """Wait for the exit: (status, all of stdout, stderr)."""
         out, err = self.proc.communicate(timeout=timeout)
         self.stdout += out.decode()
-        return self.proc.returncode, self.stdout, err.decode()
+        return self.proc.returncode, self.stdout, "" if err is None else err.decode()
 
     def __enter__(self) -> Launched:
         return self
@@ -222,3 +222,41 @@ def test_a_signal_during_start_is_acted_on_once_playing(signum: int) -> None:
         code, _, stderr = p.finish()
     assert code == 128 + signum, stderr
     assert stderr == ""
+
+
+def test_verbose_caps_lines_come_as_links_negotiate_not_at_the_end() -> None:
+    with Launched("launch", "-v", "fakesrc ! video/raw,width=4 ! queue ! fakesink") as p:
+        p.wait_for("/pipeline0/capsfilter0:src: caps = video/raw,width=4")
+        p.wait_for("/pipeline0/queue0:src: caps = video/raw,width=4")  # still running
+        p.signal(signal.SIGINT)
+        code, stdout, _ = p.finish()
+    assert code == 130
+    assert stdout.index("fakesrc0:src: caps") < stdout.index("capsfilter0:src: caps")
+
+
+def test_warnings_are_printed_as_they_come_without_verbose() -> None:
+    script = """
+        import sys
+        import parallax
+        from parallax.cli import main
+        from parallax.pipeline import Filter, registry
+
+        @registry.register
+        class Grumbles(Filter, factory="test-grumbles"):
+            warned = False
+
+            def transform(self, buf):
+                if not self.warned:
+                    self.warned = True
+                    self.post_warning("a buffer without a timestamp")
+                return buf
+
+        sys.exit(main(["launch", "fakesrc ! test-grumbles name=g ! identity sleep-time=1000 ! fakesink"]))
+    """
+    with Launched(script=script, merge=True) as p:
+        p.wait_for("WARNING: from element g: a buffer without a timestamp")  # while playing
+        p.signal(signal.SIGINT)
+        code, stdout, _ = p.finish()
+    assert code == 130
+    assert stdout.count("WARNING") == 1
+    assert stdout.index("WARNING") < stdout.index("Interrupt: stopping pipeline ...")
