@@ -9,7 +9,6 @@ import inspect
 import pickle
 import pkgutil
 import re
-import sys
 import textwrap
 from pathlib import Path
 
@@ -24,8 +23,8 @@ _ENTRY = re.compile(r"^(?P<indent>(?:│   |    )*)(?:├── |└── )(?P<
 
 
 def _exception_classes() -> dict[str, type[BaseException]]:
-    """Every exception class defined in a parallax module, by name."""
-    found: dict[str, type[BaseException]] = {}
+    """Every exception class defined in a parallax module, by name (names are unique)."""
+    found: set[type[BaseException]] = set()
     for info in pkgutil.walk_packages(parallax.__path__, "parallax."):
         if info.name.endswith(".__main__"):  # runs the CLI when imported
             continue
@@ -34,16 +33,14 @@ def _exception_classes() -> dict[str, type[BaseException]]:
             if (
                 inspect.isclass(obj)
                 and issubclass(obj, BaseException)
-                and obj.__module__.startswith("parallax")
-                and getattr(sys.modules.get(_defining_module(obj)), obj.__name__, None) is obj
+                and obj.__module__.startswith("parallax")  # not a builtin or a library's
             ):
-                found[obj.__name__] = obj
-    return found
-
-
-def _defining_module(cls: type) -> str:
-    # Public classes report their package (`parallax.gpu`); find the file that made them.
-    return inspect.getmodule(cls).__name__ if inspect.getmodule(cls) else cls.__module__  # type: ignore[union-attr]
+                found.add(obj)
+    by_name = {cls.__name__: cls for cls in found}
+    assert len(by_name) == len(found), (
+        f"two exception classes share a name: {sorted(found, key=str)}"
+    )
+    return by_name
 
 
 def _tree(text: str) -> list[tuple[int, str, str | None]]:

@@ -89,7 +89,8 @@ def test_a_failed_event_frees_the_slot_memory_and_shrinks_nothing(fakes: Any) ->
 
 def test_close_frees_the_free_slots_and_drops_later_returns(fakes: Any) -> None:
     pool = CudaPool(object(), 64, 2)  # type: ignore[arg-type]
-    a, b = pool.loan("up0", _flushing), pool.loan("up0", _flushing)
+    a: Any = pool.loan("up0", _flushing)
+    b: Any = pool.loan("up0", _flushing)
     pool.give_back(*a)
     pool.close()
     pool.close()  # idempotent

@@ -76,7 +76,7 @@ def test_bad_records_name_what_is_wrong() -> None:
         CudaBufferRecord(0, -1, 10, _handle())
     assert info.value.field == "start"
     with pytest.raises(HandleError, match="device: expected"):
-        CudaBufferRecord(True, 0, 10, _handle())  # type: ignore[arg-type]  # a bool is no ordinal
+        CudaBufferRecord(True, 0, 10, _handle())  # a bool is no ordinal
     with pytest.raises(HandleError, match="handle: expected a CudaHandle"):
         CudaBufferRecord(0, 0, 10, b"PXCU")  # type: ignore[arg-type]
 
