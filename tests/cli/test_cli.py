@@ -134,3 +134,35 @@ def test_launch_error_names_the_failing_element_not_the_thread(
     code, _ = run("launch", "-q", "fakesrc ! queue ! identity name=bad error-after=2 ! fakesink")
     assert code == 1
     assert capsys.readouterr().err.startswith("ERROR: from element bad:")
+
+
+def test_launch_prints_what_failed_while_rolling_back_a_start(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    from parallax import FlowError
+    from parallax.pipeline import Filter, registry
+
+    class NoDevice(Filter, factory="test-cli-nodevice"):
+        def start(self) -> None:
+            raise FlowError(f"{self.name}: cannot open /dev/video9", element=self.name)
+
+    class BadClose(Filter, factory="test-cli-badclose"):
+        def stop(self) -> None:
+            raise OSError("close failed")
+
+    for cls in (NoDevice, BadClose):
+        registry.register(cls)
+    try:
+        code, _ = run(
+            "launch",
+            "-q",
+            "fakesrc ! test-cli-nodevice name=cam ! test-cli-badclose name=enc ! fakesink",
+        )
+    finally:  # the registry has no unregister: the test's elements leave as they came
+        for cls in (NoDevice, BadClose):
+            registry._classes.pop(cls.factory_name)
+    assert code == 1
+    assert capsys.readouterr().err == (
+        "ERROR: cam: cannot open /dev/video9\n"
+        "  rolling back, enc.stop() failed: OSError: close failed\n"
+    )
