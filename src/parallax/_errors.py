@@ -78,7 +78,7 @@ def _rebuild(cls: type[ParallaxError], args: tuple[Any, ...], state: dict[str, A
     # MemoryError.__new__, which CPython refuses for a class laid out as an Exception
     # ("not safe"). The builtin that `cls` is laid out as is the first non-heap type on
     # its `__base__` chain (Exception there, OSError for HugePagesUnavailable).
-    base: type = cls
+    base: Any = cls  # a class object; typeshed cannot call `type.__new__` this way
     while base.__flags__ & _HEAPTYPE:
         base = base.__base__
     err = base.__new__(cls)
