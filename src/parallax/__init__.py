@@ -29,6 +29,7 @@ from ._errors import StaleReference as StaleReference
 from ._errors import StateError as StateError
 from .buffer import Buffer as Buffer
 from .caps import Caps as Caps
+from .pipeline import Clock as Clock
 from .pipeline import Pipeline as Pipeline
 from .pipeline import State as State
 from .pipeline import parse_launch as parse_launch
@@ -47,6 +48,7 @@ __all__ = [
     "BudgetExceeded",
     "Buffer",
     "Caps",
+    "Clock",
     "ClosedError",
     "FlowError",
     "HugePagesUnavailable",

@@ -3,17 +3,24 @@
     src = pipeline.get_by_name("src");  src.push_buffer(b"..."); src.end_of_stream()
     for buf in pipeline.pull("sink"): ...
 
-Both are bounded (max-buffers): a producer that outruns the pipeline blocks (or, with
-block=false, gets an error), and an appsink that nobody drains holds the stream back
-(or, with drop=true, keeps only the newest buffers).
+Both are bounded (max-buffers; appsrc also max-bytes, max-time): a producer that
+outruns the pipeline blocks (or, with block=false, gets an error, or with leaky-type
+loses the newest or oldest buffers), and an appsink that nobody drains holds the stream
+back (or, with drop=true, keeps only the newest buffers).
+
+Time (docs/pipelines.md#the-clock): appsrc's do-timestamp stamps a buffer without a pts
+with the running time at which `push_buffer` is called, as GStreamer's appsrc; a live
+appsrc (is-live) holds each buffer with a pts until the running time reaches it. appsink
+syncs by default (sync=true, as GStreamer's): a buffer is handed out at its pts.
 """
 
 from __future__ import annotations
 
+import enum
 import threading
 import time
 from collections import deque
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from typing import Any
 
 from parallax._errors import FlowError, StateError
@@ -22,6 +29,14 @@ from parallax.caps import Caps
 from parallax.pipeline import Media, Pad, Property, Sink, Source, State
 
 _EOS = object()
+
+
+class LeakyType(enum.Enum):
+    """What a full appsrc does with a pushed buffer (GStreamer's GstAppLeakyType)."""
+
+    NONE = 0  # block (or raise, with block=false)
+    UPSTREAM = 1  # drop the buffer being pushed
+    DOWNSTREAM = 2  # drop the oldest queued buffer
 
 
 class AppSrc(Source[Media], factory="appsrc"):
@@ -35,21 +50,53 @@ class AppSrc(Source[Media], factory="appsrc"):
     max_buffers = Property(
         16, doc="buffers queued before push_buffer blocks (0: unbounded)", minimum=0
     )
+    max_bytes = Property(0, doc="bytes queued before push_buffer blocks (0: unbounded)", minimum=0)
+    max_time = Property(
+        0,
+        doc="ns of data (by duration) queued before push_buffer blocks (0: unbounded)",
+        minimum=0,
+    )
     block = Property(True, doc="block push_buffer when full (else raise)")
+    leaky_type = Property(LeakyType.NONE, doc="when full: drop the new (upstream) or oldest buffer")
+    is_live = Property(False, doc="a live source: push each buffer with a pts at that running time")
+    num_buffers = Property(-1, doc="EOS after this many buffers (-1: unlimited)", minimum=-1)
 
     def __init__(self, name: str | None = None, **props: Any) -> None:
         super().__init__(name, **props)
         self._items: deque[Any] = deque()
         self._cond = threading.Condition()
         self._ended = False
+        self._level_bytes = self._level_time = 0
+        self.dropped = 0  # buffers dropped by leaky-type
 
     def output_caps(self) -> Caps:
         return self.caps
+
+    def live_sync(self) -> bool:
+        return self.is_live
+
+    def _full(self) -> bool:
+        return bool(
+            (self.max_buffers and len(self._items) >= self.max_buffers)
+            or (self.max_bytes and self._level_bytes >= self.max_bytes)
+            or (self.max_time and self._level_time >= self.max_time)
+        )
+
+    def _take(self) -> Any:
+        """Pop the oldest item, keeping the levels (with self._cond held)."""
+        item = self._items.popleft()
+        if item is not _EOS:
+            self._level_bytes -= item.size
+            self._level_time -= max(item.duration, 0)
+        return item
 
     def push_buffer(
         self, data: Buffer | bytes | bytearray | memoryview, timeout: float | None = None
     ) -> None:
         """Queue one buffer for the pipeline. Safe from any thread.
+
+        With do-timestamp, a buffer without a pts gets the running time of this call (a
+        `Buffer` passed in is not changed: a sub-buffer over its memory is queued).
 
         Raises:
             StateError: after end_of_stream().
@@ -57,11 +104,22 @@ class AppSrc(Source[Media], factory="appsrc"):
                 the pipeline is stopping.
         """
         buf = data if isinstance(data, Buffer) else Buffer(data)
+        if self.do_timestamp and buf.pts < 0:  # GStreamer appsrc: stamped when pushed
+            if buf is data:
+                buf = buf.sub(0)
+            buf.pts = buf.dts = max(self.running_time(), 0)
         deadline = None if timeout is None else time.monotonic() + timeout
         with self._cond:
             if self._ended:
                 raise StateError(f"{self.name}: push_buffer after end_of_stream")
-            while self.max_buffers and len(self._items) >= self.max_buffers:
+            while self._full():
+                if self.leaky_type is LeakyType.UPSTREAM:
+                    self.dropped += 1
+                    return
+                if self.leaky_type is LeakyType.DOWNSTREAM and self._items:
+                    self._take()
+                    self.dropped += 1
+                    continue
                 if not self.block:
                     raise FlowError(
                         f"{self.name}: queue full ({self.max_buffers} buffers)", element=self.name
@@ -73,6 +131,8 @@ class AppSrc(Source[Media], factory="appsrc"):
                     raise FlowError(f"{self.name}: still full after {timeout} s", element=self.name)
                 self._cond.wait(0.1 if left is None else min(left, 0.1))
             self._items.append(buf)
+            self._level_bytes += buf.size
+            self._level_time += max(buf.duration, 0)
             self._cond.notify_all()
 
     def end_of_stream(self) -> None:
@@ -83,12 +143,14 @@ class AppSrc(Source[Media], factory="appsrc"):
             self._cond.notify_all()
 
     def create(self) -> Buffer | None:
+        if 0 <= self.num_buffers <= self.sequence:
+            return None
         with self._cond:
             while not self._items:
                 if not self._running:
                     return None
                 self._cond.wait(0.05)
-            item = self._items.popleft()
+            item = self._take()
             self._cond.notify_all()
         if item is _EOS:
             return None
@@ -108,6 +170,17 @@ class AppSrc(Source[Media], factory="appsrc"):
             push(buf)
         return False
 
+    def metrics_extra(self) -> dict[str, Any]:
+        """The queue's fill (GStreamer's current-level-*), and leaky-type's drops."""
+        with self._cond:
+            buffers = sum(1 for item in self._items if item is not _EOS)
+            return {
+                "level_buffers": buffers,
+                "level_bytes": self._level_bytes,
+                "level_time": self._level_time,
+                "dropped": self.dropped,
+            }
+
 
 class AppSink(Sink[Media], factory="appsink"):
     """Hand buffers to Python: `pull()`, iterate, or `pipeline.pull(name)`."""
@@ -116,9 +189,14 @@ class AppSink(Sink[Media], factory="appsink"):
 
     description = "Deliver buffers to Python"
 
+    # As GStreamer's appsink (basesink's default): buffers are handed out at their pts.
+    sync = Property(True, doc="hand each buffer out when the running time reaches its pts")
     caps = Property(Caps.any(), doc="caps accepted", parse=Caps.from_string)
     max_buffers = Property(16, doc="buffers held before the stream waits (0: unbounded)", minimum=0)
     drop = Property(False, doc="when full, drop the oldest instead of waiting")
+    emit_signals = Property(False, doc="call new-sample and eos callbacks (see connect)")
+
+    signals = ("new-sample", "eos")
 
     def __init__(self, name: str | None = None, **props: Any) -> None:
         super().__init__(name, **props)
@@ -126,6 +204,25 @@ class AppSink(Sink[Media], factory="appsink"):
         self._cond = threading.Condition()
         self.is_eos = False
         self.dropped = 0
+        self._callbacks: dict[str, tuple[Callable[[AppSink], None], ...]] = {}
+
+    def connect(self, signal: str, callback: Callable[[AppSink], None]) -> None:
+        """Register `callback(appsink)` for `new-sample` (a buffer is ready to `pull()`)
+        or `eos`; called in the streaming thread, and only with emit-signals=true.
+
+        Raises:
+            ValueError: no such signal (the message lists new-sample and eos).
+        """
+        if signal not in self.signals:
+            raise ValueError(
+                f"{self.name}: no signal '{signal}' (it has: {', '.join(self.signals)})"
+            )
+        self._callbacks[signal] = (*self._callbacks.get(signal, ()), callback)
+
+    def _emit(self, signal: str) -> None:
+        if self.emit_signals:
+            for callback in self._callbacks.get(signal, ()):
+                callback(self)
 
     def query_caps(self, pad: Pad) -> Caps:
         return pad.template.caps.intersect(self.caps)
@@ -146,11 +243,13 @@ class AppSink(Sink[Media], factory="appsink"):
                 self._cond.wait(0.1)
             self._items.append(buf)
             self._cond.notify_all()
+        self._emit("new-sample")
 
     def on_eos(self) -> None:
         with self._cond:
             self.is_eos = True
             self._cond.notify_all()
+        self._emit("eos")
         super().on_eos()
 
     def deactivate(self) -> None:

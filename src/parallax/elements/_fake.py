@@ -1,7 +1,14 @@
 """`fakesrc` and `fakesink`, as GStreamer's: for tests, benchmarks and plumbing.
 
 `fakesrc`'s loop is the per-buffer benchmark's hot path, so it is written out by hand:
-one pool loan and one small Buffer per iteration, nothing else unless asked for.
+one pool loan and one small Buffer per iteration, nothing else unless asked for (a fill,
+timestamps, handoffs, a dump: those take `create()`, the general path).
+
+Timestamps follow GStreamer's fakesrc: with `datarate` (bytes/s) a buffer's pts is the
+bytes pushed before it / datarate and its duration its size / datarate; without, a live
+fakesrc stamps the running time and a non-live one leaves pts unset. `is-live=true
+sync=true` makes it pseudo-live: it pushes each buffer when the running time reaches its
+pts (`Source.live_sync`, pipeline/_sync.py), so a datarate paces it.
 """
 
 from __future__ import annotations
@@ -43,10 +50,40 @@ class FillType(enum.Enum):
 
 
 _PATTERN = bytes(range(256)) * 2
+SECOND = 1_000_000_000
+"""Nanoseconds per second: timestamps are in ns, as GStreamer's GST_SECOND."""
+
+Handoff = Callable[[Buffer], None]
 
 
-class FakeSrc(Source[Media], factory="fakesrc"):
-    """Push empty, fixed-size or random-size buffers; optionally filled."""
+class Handoffs:
+    """The `handoff` signal of fakesrc, fakesink and identity: `connect("handoff", fn)`
+    registers `fn(buf)`, called (with signal-handoffs=true) for each buffer, in the
+    streaming thread, before it is pushed or consumed."""
+
+    signals: tuple[str, ...] = ("handoff",)
+    name: str
+    _handoffs: tuple[Handoff, ...] = ()
+
+    def connect(self, signal: str, callback: Handoff) -> None:
+        """Register `callback(buf)` for `signal`.
+
+        Raises:
+            ValueError: the element has no such signal (the message lists those it has).
+        """
+        if signal not in self.signals:
+            raise ValueError(
+                f"{self.name}: no signal '{signal}' (it has: {', '.join(self.signals)})"
+            )
+        self._handoffs = (*self._handoffs, callback)
+
+    def _emit_handoff(self, buf: Buffer) -> None:
+        for callback in self._handoffs:
+            callback(buf)
+
+
+class FakeSrc(Handoffs, Source[Media], factory="fakesrc"):
+    """Push empty, fixed-size or random-size buffers; optionally filled and timestamped."""
 
     klass = "Source"
     description = "Push buffers of a chosen size and fill, from a shared-memory pool"
@@ -57,10 +94,23 @@ class FakeSrc(Source[Media], factory="fakesrc"):
     sizemax = Property(4096, doc="size for fixed, maximum for random", minimum=0, maximum=1 << 30)
     filltype = Property(FillType.NOTHING, doc="what to write into each buffer")
     pool_slots = Property(64, doc="slots in the first buffer pool", minimum=1)
+    datarate = Property(
+        0,
+        doc="bytes per second that timestamp the buffers (0: none)",
+        minimum=0,
+        maximum=(1 << 31) - 1,
+    )
+    is_live = Property(False, doc="a live source: timestamps are running times (or datarate's)")
+    sync = Property(
+        False, doc="with is-live: push each buffer when the running time reaches its pts"
+    )
+    signal_handoffs = Property(False, doc="call handoff callbacks before pushing each buffer")
+    dump = Property(False, doc="hex-dump each buffer to stdout before pushing it")
 
     def __init__(self, name: str | None = None, **props: Any) -> None:
         super().__init__(name, **props)
         self._alloc: BufferAllocator | None = None
+        self._bytes = 0  # bytes pushed so far: datarate's timestamps
 
     def start(self) -> None:
         self._alloc = BufferAllocator(
@@ -69,7 +119,7 @@ class FakeSrc(Source[Media], factory="fakesrc"):
             name=self.name,
             flushing=lambda: self.flushing,
         )
-        self.sequence = 0
+        self.sequence = self._bytes = 0
 
     def stop(self) -> None:
         alloc, self._alloc = self._alloc, None
@@ -97,19 +147,35 @@ class FakeSrc(Source[Media], factory="fakesrc"):
             n = len(view)
             view[:] = (_PATTERN * (n // 256 + 2))[start : start + n]
 
+    def live_sync(self) -> bool:
+        return self.is_live and self.sync
+
     def create(self) -> Buffer | None:
         if 0 <= self.num_buffers <= self.sequence:
             return None
         assert self._alloc is not None
-        buf = self._alloc.buffer(self._size(), self.srcpad.caps, self.sequence)
+        size = self._size()
+        buf = self._alloc.buffer(size, self.srcpad.caps, self.sequence)
         buf.offset = self.sequence
         if self.filltype is not FillType.NOTHING:
             self._fill(buf)
+        rate = self.datarate
+        if rate:  # GStreamer fakesrc: time = bytes sent * GST_SECOND / datarate
+            buf.pts = buf.dts = self._bytes * SECOND // rate
+            buf.duration = size * SECOND // rate
+        elif self.is_live:
+            buf.pts = buf.dts = self.running_time()
+        self._bytes += size
         self.sequence += 1
+        if self.signal_handoffs:
+            self._emit_handoff(buf)
+        if self.dump:
+            hexdump(buf)
         return buf
 
     def loop(self) -> bool:
-        if self.sizetype is not SizeType.FIXED or self.filltype is not FillType.NOTHING:
+        general = self.filltype is not FillType.NOTHING or self.datarate or self.is_live
+        if self.sizetype is not SizeType.FIXED or general or self.signal_handoffs or self.dump:
             return super().loop()
         # The hot path: fixed size, no fill. Same result as create(), fewer calls.
         assert self._alloc is not None
@@ -129,10 +195,7 @@ class FakeSrc(Source[Media], factory="fakesrc"):
             self.sequence = seq
 
 
-Handoff = Callable[[Buffer], None]
-
-
-class FakeSink(Sink[Media], factory="fakesink"):
+class FakeSink(Handoffs, Sink[Media], factory="fakesink"):
     """Swallow buffers; optionally dump them or hand each to callbacks."""
 
     klass = "Sink"
@@ -145,22 +208,14 @@ class FakeSink(Sink[Media], factory="fakesink"):
 
     def __init__(self, name: str | None = None, **props: Any) -> None:
         super().__init__(name, **props)
-        self._handoffs: list[Handoff] = []
         self.count = 0
-
-    def connect(self, signal: str, callback: Handoff) -> None:
-        """Register `callback(buf)` for the `handoff` signal (needs signal-handoffs=true)."""
-        if signal != "handoff":
-            raise ValueError(f"{self.name}: fakesink has no signal '{signal}' (it has: handoff)")
-        self._handoffs.append(callback)
 
     def render(self, buf: Buffer) -> None:
         self.count += 1
         if self.signal_handoffs:
-            for callback in self._handoffs:
-                callback(buf)
+            self._emit_handoff(buf)
         if self.dump:
-            _hexdump(buf)
+            hexdump(buf)
         if not self.silent:
             self.post(MessageType.ELEMENT, event="handoff", sequence=buf.sequence, size=buf.size)
         if self.count == self.num_buffers:
@@ -176,7 +231,7 @@ class FakeSink(Sink[Media], factory="fakesink"):
         self.count += 1
 
 
-def _hexdump(buf: Buffer) -> None:
+def hexdump(buf: Buffer) -> None:
     data = buf.view
     out = sys.stdout
     out.write(f"{buf!r}\n")

@@ -6,6 +6,8 @@ Layout:
     _events.py    events that flow with the buffers (stream-start, caps, EOS)
     _bus.py       `Bus`, `Message`: what the application hears
     _element.py   `Element`, `Source`, `Transform`, `Filter`, `Sink`, states, media types
+    _clock.py     `Clock`, `Timeline`: clock time, base time, running time, waits
+    _sync.py      sinks' sync and max-lateness, sources' do-timestamp and live sync
     _async.py     `AsyncSource` (asyncio producers)
     _func.py      `@transform`, `@sink`, `@source`: elements from functions
     _alloc.py     `BufferAllocator`: sources' buffers, loaned from shared-memory pools
@@ -31,6 +33,8 @@ from ._builder import Chain as Chain
 from ._bus import Bus as Bus
 from ._bus import Message as Message
 from ._bus import MessageType as MessageType
+from ._clock import Clock as Clock
+from ._clock import Timeline as Timeline
 from ._element import Bytes as Bytes
 from ._element import Element as Element
 from ._element import Filter as Filter
@@ -65,6 +69,7 @@ __all__ = [
     "Bus",
     "Bytes",
     "Chain",
+    "Clock",
     "Element",
     "EndOfStream",
     "Event",
@@ -85,6 +90,7 @@ __all__ = [
     "State",
     "Tensor",
     "Text",
+    "Timeline",
     "Transform",
     "UnknownElement",
     "Video",

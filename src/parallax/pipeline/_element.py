@@ -24,10 +24,12 @@ from parallax.buffer import Buffer
 from parallax.caps import Caps
 
 from ._bus import Message, MessageType
+from ._clock import CLOCK_TIME_NONE, Timeline
 from ._events import EOS_EVENT, STREAM_START_EVENT, Event, EventType
 from ._flow import EndOfStream
 from ._pad import Pad, PadDirection, PadPresence, PadTemplate
 from ._props import Property, properties_of
+from ._sync import SinkSync, clock_srcpad
 
 
 class State(enum.IntEnum):
@@ -72,6 +74,9 @@ class ElementParent(Protocol):
     def post(self, message: Message) -> None: ...
 
     def element_eos(self, element: Element) -> None: ...
+
+    @property
+    def timeline(self) -> Timeline: ...
 
 
 _name_counters: dict[str, itertools.count[int]] = {}
@@ -309,6 +314,29 @@ class Element(ABC):  # noqa: B024  (no abstract method here: subclasses pick the
         """Report a problem that does not stop the pipeline."""
         self.post(MessageType.WARNING, text=text)
 
+    # -- clock (docs/pipelines.md#the-clock) ----------------------------------------
+
+    def running_time(self) -> int:
+        """The pipeline's running time in ns; CLOCK_TIME_NONE outside a pipeline."""
+        return CLOCK_TIME_NONE if self.parent is None else self.parent.timeline.running_time()
+
+    def wait_running_time(
+        self, running_time: int, cancelled: Callable[[], bool] | None = None
+    ) -> int | None:
+        """Block until the pipeline's running time (PAUSED does not count) reaches
+        `running_time`, or `cancelled()` (default: this element flushes, as on stop).
+        Returns the jitter in ns (>= 0), or None if cancelled; 0 outside a pipeline."""
+        if self.parent is None:
+            return 0
+        return self.parent.timeline.wait(running_time, cancelled or self._is_flushing)
+
+    def _is_flushing(self) -> bool:
+        return self._flushing
+
+    def _interrupt_clock(self) -> None:
+        if self.parent is not None:  # clock waiters re-check why they wait
+            self.parent.timeline.clock.interrupt()
+
     # -- lifecycle (the pipeline calls these) --------------------------------------
 
     def start(self) -> None:
@@ -324,6 +352,7 @@ class Element(ABC):  # noqa: B024  (no abstract method here: subclasses pick the
     def deactivate(self) -> None:
         """PLAYING → PAUSED/NULL: flush (unblock every wait) so tasks can leave."""
         self._flushing = True
+        self._interrupt_clock()  # a clock wait (sync) gives up at once
 
     @property
     def flushing(self) -> bool:
@@ -365,6 +394,10 @@ class Source(Element, Generic[Out]):
 
     klass = "Source"
     pad_templates = (PadTemplate("src", PadDirection.SRC, PadPresence.ALWAYS, Caps.any()),)
+
+    do_timestamp = Property(
+        False, doc="give buffers without a pts the running time at which they are pushed"
+    )
 
     def __init__(self, name: str | None = None, **props: Any) -> None:
         super().__init__(name, **props)
@@ -446,11 +479,19 @@ class Source(Element, Generic[Out]):
             self._resume.set()
         else:
             self._resume.clear()  # a set left by the last deactivate() is no resume
+            clock_srcpad(self)  # do-timestamp, live sync: only where asked for
             self.start_task(self._stream)
 
     def pause(self) -> None:
         """PLAYING → PAUSED: the streaming thread parks after the current buffer."""
         self._running = False
+        self._interrupt_clock()  # a live source waiting on the clock drops its buffer
+
+    def live_sync(self) -> bool:
+        """Whether this source waits, before pushing each buffer that has a pts, until the
+        running time reaches it (GStreamer's pseudo-live sources: basesrc with is-live and
+        sync times, as `fakesrc is-live=true sync=true`). Default False."""
+        return False
 
     def send_eos(self) -> None:
         """End the stream after the buffer being pushed now, as if `create()` returned
@@ -511,8 +552,9 @@ class Filter(Transform[Media, Media]):
         return buf
 
 
-class Sink(Element, Generic[In]):
-    """An element that consumes buffers: override `render()`."""
+class Sink(SinkSync, Element, Generic[In]):
+    """An element that consumes buffers: override `render()`. `sync`, `max-lateness`
+    and `ts-offset` (GStreamer's basesink) come from `SinkSync` (_sync.py)."""
 
     klass = "Sink"
     pad_templates = (PadTemplate("sink", PadDirection.SINK, PadPresence.ALWAYS, Caps.any()),)

@@ -117,7 +117,8 @@ class MetricsServer:
         class _Collector(Collector):
             def collect(self) -> Any:
                 data = pipeline.metrics()
-                for key in ("buffers_in", "bytes_in", "buffers_out", "bytes_out", "proc_ns"):
+                keys = ("buffers_in", "bytes_in", "buffers_out", "bytes_out", "proc_ns")
+                for key in (*keys, "dropped_late"):  # dropped_late: syncing sinks (_sync.py)
                     fam = CounterMetricFamily(
                         f"parallax_{key}", f"per-element {key}", labels=["element"]
                     )

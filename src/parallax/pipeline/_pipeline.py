@@ -21,6 +21,7 @@ from parallax.buffer import Buffer
 from parallax.caps import Caps
 
 from ._bus import Bus, Message, MessageType
+from ._clock import Clock, Timeline
 from ._element import Element, Media, Source, State
 from ._pad import Pad, PadDirection
 from ._stage import Boundary, split
@@ -56,6 +57,7 @@ class Pipeline:
         self._eos_lock = threading.Lock()
         self._timing = False
         self._placed: dict[str, Boundary] = {}  # elements that run elsewhere -> their boundary
+        self._timeline = Timeline(Clock())
 
     # -- building ------------------------------------------------------------------
 
@@ -271,6 +273,7 @@ class Pipeline:
                 self._placed = {}
                 raise
         elif (old, new) == (State.READY, State.PAUSED):
+            self._timeline.reset()  # a new stream starts at running time 0
             self._eos_sinks.clear()
             for e in order:
                 for pad in e.pads.values():
@@ -281,11 +284,13 @@ class Pipeline:
                 from ._metrics import instrument
 
                 instrument(self)
+            self._timeline.play()  # base time: now, less the running time already played
             # Downstream first, so every thread's consumer exists before data arrives.
             for e in reversed(order):
                 e.state = State.PLAYING
                 e.activate()
         elif (old, new) == (State.PLAYING, State.PAUSED):
+            self._timeline.pause()  # the running time stops; clock waits wait on
             for e in order:
                 if isinstance(e, Source):
                     e.pause()
@@ -368,6 +373,29 @@ class Pipeline:
         self.close()
 
     # -- running -------------------------------------------------------------------
+
+    # -- the clock (docs/pipelines.md#the-clock) -----------------------------------------
+
+    @property
+    def clock(self) -> Clock:
+        """The pipeline's clock (monotonic ns): `clock.time()` is the clock time."""
+        return self._timeline.clock
+
+    @property
+    def base_time(self) -> int:
+        """The clock time at which the running time was 0: set going to PLAYING, moved
+        forward by each pause; -1 (CLOCK_TIME_NONE) before the first PLAYING."""
+        return self._timeline.base_time
+
+    def running_time(self) -> int:
+        """Nanoseconds spent PLAYING in this run: `clock.time() - base_time` while
+        playing; it stands still while PAUSED."""
+        return self._timeline.running_time()
+
+    @property
+    def timeline(self) -> Timeline:
+        """The base time on the clock, as elements use it (`Element.wait_running_time`)."""
+        return self._timeline
 
     def post(self, message: Message) -> None:
         """Elements post here; the message lands on the bus."""
