@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import socket
 import subprocess
 import sys
 import textwrap
@@ -11,7 +12,7 @@ import zlib
 import pytest
 
 import parallax
-from parallax._errors import FlowError
+from parallax._errors import FlowError, PropertyError
 from parallax.elements._ipc import IpcSink, IpcSrc
 from parallax.pipeline import registry
 
@@ -107,3 +108,64 @@ def test_killed_producer_process_is_a_flow_error() -> None:
         finally:
             consumer.stop()
         child.communicate(timeout=5)
+
+
+def test_leaky_ipcsink_loses_nothing_to_a_consumer_that_keeps_up() -> None:
+    # The consumer pipeline runs in this process: its thread gets the GIL only when the
+    # producer's lets go of it. leaky=true used to drop 99% of the buffers here.
+    service = f"ipc-{os.getpid()}-leaky"
+    n = 2000
+    producer = parallax.parse_launch(
+        f"fakesrc num-buffers={n} sizetype=fixed sizemax=100 ! "
+        f"ipcsink name=sink service={service} slot-size=4k slots=4 leaky=true"
+    )
+    consumer = parallax.parse_launch(f"ipcsrc service={service} ! fakesink name=out")
+    with producer, consumer:
+        producer.play()
+        consumer.play()
+        msg = consumer.wait(30)
+        assert msg is not None and msg.type.name == "EOS", msg
+        sink = producer.get_by_name("sink")
+        assert isinstance(sink, IpcSink) and sink.publisher is not None
+        assert sink.publisher.dropped == 0
+        assert consumer.metrics()["out"]["buffers_in"] == n
+
+
+def test_ipcsrc_refuses_a_publisher_of_a_uid_it_does_not_allow() -> None:
+    # Anyone may bind an abstract name: here we squat uid 65534's service, and an ipcsrc
+    # that trusts only uid 65534 must refuse us (before any HELLO: we send none).
+    service = f"ipc-{os.getpid()}-squat"
+    squatter = socket.socket(socket.AF_UNIX, socket.SOCK_SEQPACKET)
+    with squatter:
+        squatter.bind(f"\0parallax/65534/{service}")
+        squatter.listen(1)
+        p = parallax.parse_launch(
+            f"ipcsrc service={service} allowed-uids=65534 timeout=1 ! fakesink"
+        )
+        with pytest.raises(FlowError, match="refused the publisher of service") as info:
+            p.play()
+    assert f"pid {os.getpid()} runs as uid {os.getuid()}, not uid 65534" in str(info.value)
+
+
+def test_allowed_uids_must_be_uids() -> None:
+    with pytest.raises(PropertyError, match="allowed-uids"):
+        parallax.parse_launch("ipcsrc service=x allowed-uids=root ! fakesink")
+    with pytest.raises(PropertyError, match="allowed-uids"):
+        parallax.parse_launch("fakesrc ! ipcsink service=x allowed-uids=-5")
+    src = IpcSrc(service="x")
+    src.allowed_uids = "0,nobody"  # from Python: checked when it starts
+    p = parallax.Pipeline()
+    p.link_many(src, registry.get("fakesink")())
+    with pytest.raises(PropertyError, match="'allowed-uids' expects comma-separated uids"):
+        p.play()
+    p.stop()
+
+
+def test_ipcsink_says_who_holds_a_taken_service() -> None:
+    service = f"ipc-{os.getpid()}-taken"
+    launch = f"fakesrc num-buffers=1 ! ipcsink service={service} wait-for-connection=false"
+    with parallax.parse_launch(launch) as first:
+        first.play()
+        with pytest.raises(FlowError, match="already published") as info:
+            parallax.parse_launch(launch).play()
+    assert f"held by pid {os.getpid()}" in str(info.value)

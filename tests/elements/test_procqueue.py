@@ -239,3 +239,19 @@ def test_cli_shows_the_child(tmp_path: Path) -> None:
     assert done.returncode == 0, done.stderr
     assert "└ procqueue0 → child process pid " in done.stdout
     assert ": 50 buffers  50.0 KiB" in done.stdout
+
+
+def test_a_stage_that_cannot_be_pickled_starts_nothing() -> None:
+    # A class defined in a function cannot be pickled by reference: the procqueue must
+    # say so, naming the element, and leave no child, publisher or thread behind (the
+    # autouse leak check fails the test otherwise).
+    class Local(Filter):
+        pass
+
+    p = Pipeline()
+    src, pq = registry.get("fakesrc")(name="src", num_buffers=1), ProcQueue(name="pq")
+    p.link_many(src, pq, Local(name="local"), registry.get("fakesink")(name="sink"))
+    with pytest.raises(FlowError, match=r"pq: local \(.*Local\) cannot be sent to another process"):
+        p.play()
+    assert p.state is State.NULL
+    assert pq.pid is None

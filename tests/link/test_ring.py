@@ -29,7 +29,8 @@ from parallax.link._ring import (
     ReleaseReader,
     ReleaseWriter,
 )
-from parallax.link._shm import Publisher, Subscriber, _Link
+from parallax.link import Publisher, Subscriber
+from parallax.link._received import Releaser
 
 ACCESSORS = [
     pytest.param(False, id="memoryview"),
@@ -189,7 +190,7 @@ def test_attach_checks_the_block() -> None:
 def test_release_backlog_when_the_ring_is_full_or_the_lock_busy() -> None:
     wake = os.eventfd(0, os.EFD_CLOEXEC | os.EFD_NONBLOCK)
     block = ControlBlock.create(2)  # release capacity 2
-    link = _Link(block, wake, ())
+    link = Releaser(block, wake, ())
     reader = ReleaseReader(block)
     try:
         for index in range(5):

@@ -2,23 +2,30 @@
 
 from __future__ import annotations
 
+import contextlib
+import errno
 import os
 import signal
+import socket
+import struct
 import subprocess
 import sys
 import textwrap
 import threading
 import time
 import zlib
+from collections.abc import Callable
+from typing import Any
 
 import numpy as np
 import pytest
 
-from parallax._errors import BrokenError, ClosedError, PoolExhausted
+from parallax._errors import BrokenError, ClosedError, PlatformNotSupported, PoolExhausted
 from parallax.buffer import Buffer, BufferFlags, Metadata
 from parallax.caps import Caps
-from parallax.link._ring import NO_CAPS, PUB_SLEEPING
-from parallax.link._shm import Publisher, Sample, Subscriber
+from parallax.link import Publisher, Sample, Subscriber
+from parallax.link._ring import NO_CAPS, PUB_SLEEPING, ControlBlock
+from parallax.memory import MemfdSegment
 
 
 def _service(name: str) -> str:
@@ -170,7 +177,7 @@ def test_buffers_outlive_the_subscriber_and_the_publisher() -> None:
 
 CHILD_SUB = """
     import sys, zlib
-    from parallax.link._shm import Subscriber
+    from parallax.link import Subscriber
     sub = Subscriber(sys.argv[1], timeout=5)
     print("ready", flush=True)
     crc, n = 0, 0
@@ -232,7 +239,7 @@ def test_killed_publisher_breaks_receive_within_a_second() -> None:
     service = _service("pubkill")
     code = f"""
         import time
-        from parallax.link._shm import Publisher
+        from parallax.link import Publisher
         pub = Publisher({service!r}, slot_size=64, slots=2)
         print("ready", flush=True)
         pub.wait_for_subscribers(1, timeout=5)
@@ -257,16 +264,14 @@ def test_killed_publisher_breaks_receive_within_a_second() -> None:
 @pytest.mark.skipif(os.getuid() != 0, reason="needs root to setuid() a child to another uid")
 def test_other_uid_is_refused() -> None:
     service = _service("uid")
-    # The abstract name embeds the uid; the child connects to ours after setuid(nobody).
+    # The child looks for the service in our (root's) name space, then runs as nobody.
     code = f"""
-        import os, socket
+        import os
         from parallax._errors import BrokenError
-        from parallax.link import _shm
-        name = _shm.address({service!r})
+        from parallax.link import Subscriber
         os.setuid(65534)
-        _shm.address = lambda service: name
         try:
-            _shm.Subscriber({service!r})
+            Subscriber({service!r}, allowed_uids={{0}})
         except BrokenError as e:
             print("refused:", e)
     """
@@ -346,7 +351,7 @@ def test_a_subscriber_that_breaks_the_release_ring_is_dropped() -> None:
         assert pub.wait_for_subscribers(1, timeout=2)
         pub.send(pub.loan(), 1)
         held = sub.receive(1)
-        assert sub._link.releases.push(3)  # a slot it was never sent
+        assert sub._releaser.releases.push(3)  # a slot it was never sent
         assert pub.available == 4  # reclaimed what it held, dropped it
         assert pub.subscribers == 0 and "holding 1 slot(s)" in str(pub.errors[0])
         with pytest.raises(BrokenError, match="went away"):
@@ -361,7 +366,7 @@ def test_double_eos_leaves_no_error_when_the_subscriber_closes() -> None:
     # ECONNRESET (af_unix: a close with unread data), read before its BYE.
     service = _service("eos2")
     code = f"""
-        from parallax.link._shm import Subscriber
+        from parallax.link import Subscriber
         with Subscriber({service!r}, timeout=5) as sub:
             print("ready", flush=True)
             n = 0
@@ -417,3 +422,333 @@ def test_a_received_buffer_has_every_field_of_buffer() -> None:
         assert buf.metadata == Metadata(5, 6, 7, 8, 9, BufferFlags.LIVE)
         assert buf.size == 3 and buf.readonly
         del buf
+
+
+# -- a fake publisher: a squatter, or a broken one ---------------------------------------
+
+# HELLO as docs/links.md draws it: kind, 3 pad, magic, version, 0, slots, slot_size, size.
+HELLO_HEAD = struct.Struct("<B3x4sHHIQQ")
+EFD = os.EFD_CLOEXEC | os.EFD_NONBLOCK
+
+
+def _hello(
+    *,
+    slots: int = 2,
+    slot_size: int = 64,
+    size: int = 4096,
+    offsets: tuple[int, ...] | None = None,
+    magic: bytes = b"PLXS",
+    version: int = 2,
+    seal: bool = True,
+    wake: str = "eventfd",
+    nfds: int = 4,
+    declared: int | None = None,
+) -> tuple[bytes, list[int]]:
+    """A HELLO and its fds, as a publisher would send them (or not quite)."""
+    pool = MemfdSegment(size, name="fake-pool")
+    if seal:
+        pool.seal(shrink=True, grow=True)
+    block = ControlBlock.create(slots, name="fake-ctl")
+    fds = [os.dup(pool.fd), os.dup(block.segment.fd)]
+    pool.close()
+    block.close()
+    fds.append(os.eventfd(0, EFD) if wake == "eventfd" else os.open("/dev/null", os.O_RDONLY))
+    fds.append(os.eventfd(0, EFD))
+    for fd in fds[nfds:]:
+        os.close(fd)
+    if offsets is None:
+        offsets = tuple(i * slot_size for i in range(slots))
+    head = HELLO_HEAD.pack(
+        1, magic, version, 0, slots, slot_size, size if declared is None else declared
+    )
+    return head + struct.pack(f"<{len(offsets)}Q", *offsets), fds[:nfds]
+
+
+class FakePublisher:
+    """Binds `name` and answers the first connection with `hello()`'s message and fds."""
+
+    def __init__(self, name: str, hello: Callable[[], tuple[bytes, list[int]]]) -> None:
+        self.sock = socket.socket(socket.AF_UNIX, socket.SOCK_SEQPACKET | socket.SOCK_CLOEXEC)
+        self.sock.bind(name)
+        self.sock.listen(1)
+        self._hello = hello
+        self.conn_fd = -1
+        self.sent = threading.Event()  # HELLO sent, and our copies of its fds closed
+        self.thread = threading.Thread(target=self._serve)
+        self.thread.start()
+
+    def _serve(self) -> None:
+        conn, _ = self.sock.accept()
+        self.conn_fd = conn.fileno()
+        with conn:
+            data, fds = self._hello()
+            try:
+                socket.send_fds(conn, [data], fds)
+            except BrokenPipeError:
+                return  # the subscriber refused us before HELLO: as it should, often
+            finally:
+                for fd in fds:
+                    os.close(fd)
+                self.sent.set()
+            conn.settimeout(5)
+            with contextlib.suppress(OSError):
+                conn.recv(16)  # until the subscriber hangs up
+
+    def close(self) -> None:
+        self.thread.join(10)
+        self.sock.close()
+
+
+def _fds() -> set[str]:
+    """Open fds (without the one listing /proc/self/fd used, closed by now)."""
+    return {fd for fd in os.listdir("/proc/self/fd") if os.path.lexists(f"/proc/self/fd/{fd}")}
+
+
+def test_a_publisher_of_a_uid_we_do_not_allow_is_refused_before_hello() -> None:
+    # We (any uid) squat the name of uid 65534's service: a subscriber that trusts only
+    # uid 65534 must refuse us, and take none of the fds we offer.
+    service = _service("squat")
+    before = _fds()
+    fake = FakePublisher(f"\0parallax/65534/{service}", _hello)
+    try:
+        with pytest.raises(BrokenError) as info:
+            Subscriber(service, allowed_uids={65534}, timeout=2)
+    finally:
+        fake.close()
+    message = str(info.value)
+    assert f"refused the publisher of service {service!r}" in message
+    assert f"pid {os.getpid()} runs as uid {os.getuid()}, not uid 65534" in message
+    assert _fds() == before  # nothing received, nothing kept
+
+
+@pytest.mark.skipif(os.getuid() != 0, reason="needs root to setuid() a child to another uid")
+def test_a_squatter_of_another_uid_is_refused() -> None:
+    # Another user (nobody) binds our service's name before our publisher starts and
+    # speaks a valid HELLO: our subscriber checks SO_PEERCRED and refuses it.
+    service = _service("squat-root")
+    code = f"""
+        import os, socket, struct, sys
+        from parallax.link._ring import ControlBlock
+        from parallax.memory import MemfdSegment
+        os.setuid(65534)
+        sock = socket.socket(socket.AF_UNIX, socket.SOCK_SEQPACKET)
+        sock.bind("\\0parallax/{os.getuid()}/{service}")
+        sock.listen(1)
+        print("ready", flush=True)
+        conn, _ = sock.accept()
+        pool = MemfdSegment(4096)
+        pool.seal(shrink=True, grow=True)
+        block = ControlBlock.create(2)
+        e1, e2 = os.eventfd(0), os.eventfd(0)
+        hello = struct.pack("<B3x4sHHIQQ", 1, b"PLXS", 2, 0, 2, 64, 4096) + struct.pack("<2Q", 0, 64)
+        socket.send_fds(conn, [hello], [pool.fd, block.segment.fd, e1, e2])
+        conn.recv(16)
+    """
+    with _child(code) as child:
+        assert child.stdout is not None and child.stdout.readline() == "ready\n"
+        with pytest.raises(BrokenError, match="refused the publisher") as info:
+            Subscriber(service, timeout=5)
+        child.communicate(timeout=10)
+    assert f"pid {child.pid} runs as uid 65534, not uid 0" in str(info.value)
+
+
+@pytest.mark.skipif(os.getuid() != 0, reason="needs root to setuid() a child to another uid")
+def test_a_trusted_other_uid_is_served_both_ways() -> None:
+    service = _service("trusted")
+    code = f"""
+        import os
+        from parallax.link import Subscriber
+        os.setuid(65534)
+        with Subscriber({service!r}, allowed_uids={{0}}, timeout=5) as sub:
+            buf = sub.receive(timeout=5)
+            print(bytes(buf.view).decode(), flush=True)
+            del buf
+    """
+    with Publisher(service, slot_size=64, slots=2, allowed_uids={0, 65534}) as pub:
+        with _child(code) as child:
+            assert pub.wait_for_subscribers(1, timeout=5)
+            sample = pub.loan(timeout=1)
+            sample.view[:5] = b"hello"
+            pub.send(sample, 5)
+            out, err = child.communicate(timeout=10)
+        assert out == "hello\n", err
+    assert pub.errors == []
+
+
+def test_allowed_uids_are_checked() -> None:
+    for bad, match in (([], "empty"), ([-1], "not a uid"), ([True], "not a uid"), ("0", "string")):
+        with pytest.raises(ValueError, match=match):
+            Subscriber(_service("bad-uids"), allowed_uids=bad)  # type: ignore[arg-type]
+        with pytest.raises(ValueError, match=match):
+            Publisher(_service("bad-uids"), slot_size=64, allowed_uids=bad)  # type: ignore[arg-type]
+
+
+BAD_HELLOS = [
+    pytest.param(
+        {"offsets": (0, 4096)}, "slot 1 at byte 4,096 ends past the 4,096-byte", id="slot-past-end"
+    ),
+    pytest.param({"magic": b"XXXX"}, "not a HELLO", id="magic"),
+    pytest.param({"version": 1}, "link version 1, not ours", id="version"),
+    pytest.param({"offsets": (0,)}, "a HELLO of 40 bytes; 2 slots make it 48", id="short"),
+    pytest.param({"nfds": 3}, "sent 3 fds with HELLO, not 4", id="three-fds"),
+    pytest.param({"wake": "file"}, "bad wake eventfd: it is '/dev/null'", id="wake-not-eventfd"),
+    pytest.param({"seal": False}, "bad pool memfd: .* not sealed", id="unsealed-pool"),
+    pytest.param(
+        {"declared": 8192}, "a pool we cannot map: cannot map 8,192 bytes", id="pool-too-small"
+    ),
+]
+
+
+@pytest.mark.parametrize(("hello", "match"), BAD_HELLOS)
+def test_a_bad_hello_is_refused_and_every_fd_it_brought_is_closed(
+    hello: dict[str, Any], match: str
+) -> None:
+    service = _service("badhello")
+    before = _fds()
+    fake = FakePublisher(f"\0parallax/{os.getuid()}/{service}", lambda: _hello(**hello))
+    try:
+        with pytest.raises(BrokenError, match=match):
+            Subscriber(service, timeout=2)
+        # Closed at once, while the error (and its frames) still live: not by the GC.
+        assert fake.sent.wait(5)
+        assert _fds() - before <= {str(fake.sock.fileno()), str(fake.conn_fd)}
+    finally:
+        fake.close()
+    assert _fds() == before
+
+
+def test_a_publisher_whose_thread_cannot_start_leaks_nothing(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    def refuse(self: threading.Thread) -> None:
+        raise RuntimeError("can't start new thread")
+
+    monkeypatch.setattr(threading.Thread, "start", refuse)
+    before = _fds()
+    with pytest.raises(RuntimeError, match="can't start new thread"):
+        Publisher(_service("nothread"), slot_size=64)
+    assert _fds() == before  # at once: not when the half-made publisher is collected
+
+
+def test_a_subscriber_the_publisher_cannot_serve_is_reported_and_others_are_served(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    service = _service("cannot-serve")
+    create = ControlBlock.create
+    calls = []
+
+    def fail_once(slots: int, **kwargs: Any) -> ControlBlock:
+        calls.append(slots)
+        if len(calls) == 1:
+            raise PlatformNotSupported("no libatomic here")
+        return create(slots, **kwargs)
+
+    monkeypatch.setattr(ControlBlock, "create", staticmethod(fail_once))
+    with Publisher(service, slot_size=64, slots=2) as pub:
+        with pytest.raises(BrokenError, match=r"refused the connection|hung up"):
+            Subscriber(service, timeout=2)
+        _wait(lambda: len(pub.errors) == 1)
+        assert "cannot serve pid" in str(pub.errors[0]) and "no libatomic" in str(pub.errors[0])
+        with Subscriber(service, timeout=2) as sub:  # the I/O thread still serves
+            assert pub.wait_for_subscribers(1, timeout=2)
+            pub.send(pub.loan(timeout=1), 1, sequence=3)
+            buf = sub.receive(timeout=1)
+            assert buf is not None and buf.sequence == 3
+            del buf
+
+
+# -- service names ---------------------------------------------------------------------
+
+
+def test_a_taken_service_name_says_who_holds_it() -> None:
+    service = _service("taken")
+    with (
+        Publisher(service, slot_size=64),
+        pytest.raises(OSError, match="already published") as info,
+    ):
+        Publisher(service, slot_size=64)
+    assert info.value.errno == errno.EADDRINUSE
+    assert service in str(info.value)
+    assert f"held by pid {os.getpid()} (this process" in str(info.value)
+
+
+def test_a_service_name_taken_by_another_process_names_it() -> None:
+    service = _service("taken-child")
+    code = f"""
+        import sys
+        from parallax.link import Publisher
+        with Publisher({service!r}, slot_size=64):
+            print("ready", flush=True)
+            sys.stdin.readline()
+    """
+    child = subprocess.Popen(
+        [sys.executable, "-c", textwrap.dedent(code)],
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        text=True,
+    )
+    with child:
+        assert child.stdout is not None and child.stdout.readline() == "ready\n"
+        with pytest.raises(OSError, match=f"held by pid {child.pid} \\(python"):
+            Publisher(service, slot_size=64)
+        child.communicate("\n", timeout=10)
+
+
+# -- leaky -------------------------------------------------------------------------------
+
+
+def test_leaky_loses_nothing_to_a_subscriber_that_keeps_up() -> None:
+    # A subscriber thread in this process: it runs only when the producer lets go of the
+    # GIL. Leaky used to skip it whenever it held half the pool (99% of the buffers lost).
+    service = _service("leaky-keeps-up")
+    n = 2000
+    with Publisher(service, slot_size=64, slots=4, leaky=True) as pub:
+        with Subscriber(service) as sub:
+            assert pub.wait_for_subscribers(1, timeout=2)
+            got: list[int] = []
+
+            def consume() -> None:
+                while (buf := sub.receive(timeout=5)) is not None:
+                    got.append(buf.sequence)
+                    del buf
+
+            consumer = threading.Thread(target=consume)
+            consumer.start()
+            reached = [pub.send(pub.loan(timeout=1), 8, sequence=i) for i in range(n)]
+            pub.send_eos()
+            consumer.join(10)
+        assert reached == [1] * n and pub.dropped == 0
+        assert got == list(range(n))
+
+
+def test_leaky_waits_once_for_a_stalled_subscriber_then_not_until_it_catches_up() -> None:
+    service = _service("leaky-stall")
+    grace = 0.1
+    with (
+        Publisher(service, slot_size=64, slots=4, leaky=True, grace=grace) as pub,
+        Subscriber(service) as stalled,
+        Subscriber(service) as fine,
+    ):
+        assert pub.wait_for_subscribers(2, timeout=2)
+        times, reached = [], []
+        for i in range(8):
+            t0 = time.monotonic()
+            reached.append(pub.send(pub.loan(timeout=1), 1, sequence=i))
+            times.append(time.monotonic() - t0)
+            buf = fine.receive(timeout=1)
+            assert buf is not None and buf.sequence == i
+            del buf
+        assert reached == [2, 2, 1, 1, 1, 1, 1, 1]  # `stalled` holds its half: 2 of 4
+        assert pub.dropped == 6
+        assert times[2] >= grace * 0.9  # waited once for `stalled`...
+        assert max(times[3:]) < grace / 2  # ...and no more
+        held = list(iter(lambda: stalled.receive(0), None))
+        assert [b.sequence for b in held] == [0, 1]
+        del held  # it caught up: it gets buffers again
+        assert pub.send(pub.loan(timeout=1), 1, sequence=8) == 2
+
+
+def test_grace_is_checked() -> None:
+    for grace in (-1.0, float("nan"), float("inf")):
+        with pytest.raises(ValueError, match="grace"):
+            Publisher(_service("grace"), slot_size=64, leaky=True, grace=grace)

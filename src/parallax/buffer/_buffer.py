@@ -183,6 +183,42 @@ class Buffer:
         buf.flags = 0
         return buf
 
+    @classmethod
+    def from_owner(  # noqa: PLR0917 (once per buffer: positional arguments are the cheapest)
+        cls,
+        owner: MemoryOwner,
+        size: int,
+        caps: Caps | None = None,
+        sequence: int = 0,
+        pts: int = CLOCK_TIME_NONE,
+        dts: int = CLOCK_TIME_NONE,
+        duration: int = CLOCK_TIME_NONE,
+        offset: int = CLOCK_TIME_NONE,
+        flags: int = 0,
+        readonly: bool = False,
+    ) -> Buffer:
+        """A buffer on the first `size` bytes of `owner`, every field given: the per-buffer
+        path of transports (a received slot of the shared-memory link). No checks, and no
+        view until one is asked for (then `owner.view()` makes it).
+
+        The caller guarantees `0 <= size <=` the owner's size; the buffer holds `owner`,
+        so the memory lives as long as the buffer and its views.
+        """
+        buf = cls.__new__(cls)
+        buf._owner = owner
+        buf._mem = None
+        buf._start = 0
+        buf._size = size
+        buf._readonly = readonly
+        buf.caps = caps
+        buf.sequence = sequence
+        buf.pts = pts
+        buf.dts = dts
+        buf.duration = duration
+        buf.offset = offset
+        buf.flags = flags
+        return buf
+
     # -- memory ---------------------------------------------------------------------
 
     @property

@@ -11,19 +11,53 @@ the producer when the consumer's last reference to its buffer drops. See docs/li
 
 from __future__ import annotations
 
-import weakref
 from collections.abc import Callable
 from typing import Any
 
-from parallax._errors import BrokenError, ClosedError, FlowError, PoolExhausted
+from parallax._errors import BrokenError, ClosedError, FlowError, PoolExhausted, PropertyError
 from parallax.buffer import Buffer
 from parallax.caps import Caps
-from parallax.link._shm import Publisher, Subscriber
+from parallax.link import Publisher, Subscriber
 from parallax.pipeline import Element, Media, Property, Sink, Source
 
 from ._ipc_cuda import GpuOpener, gpu_record
 
 _POLL = 0.05  # seconds between checks for a stopping pipeline while waiting
+
+
+def _uids(text: str) -> str:
+    """Launch text of an `allowed-uids` property: comma-separated uids, normalized."""
+    return ",".join(str(uid) for uid in _parse_uids(text))
+
+
+def _parse_uids(text: str) -> list[int]:
+    uids = []
+    for part in text.split(","):
+        if part.strip():
+            uid = int(part)  # ValueError: the property error names the text
+            if not 0 <= uid < 0xFFFFFFFF:
+                raise ValueError(f"{uid} is not a uid (0 to 4294967294)")
+            uids.append(uid)
+    return uids
+
+
+def uid_list(element: Element, prop: str) -> list[int] | None:
+    """The uids an `allowed-uids` property names (None: the default, our own uid).
+
+    Raises:
+        PropertyError: the value (set from Python) is not comma-separated uids.
+    """
+    text = element.get_property(prop)
+    try:
+        uids = _parse_uids(text)
+    except ValueError as e:
+        raise PropertyError(
+            f"{element.name}: property '{prop}' expects comma-separated uids, got {text!r} ({e})",
+            element=element.name,
+            prop=prop,
+            value=text,
+        ) from e
+    return uids or None
 
 
 def publish(
@@ -76,7 +110,7 @@ def publish(
     else:
         sample.view[:size] = record  # the GPU bytes stay where they are
         # The slot lives until every subscriber released it: so does the GPU buffer.
-        weakref.finalize(sample._taken(), _hold, buf)
+        sample.keep_alive(buf)
     pub.send(
         sample,
         size,
@@ -90,10 +124,6 @@ def publish(
     )
 
 
-def _hold(buf: Buffer) -> None:
-    """A finalizer's payload: `buf` stays referenced until its link slot is collected."""
-
-
 class IpcSink(Sink[Media], factory="ipcsink"):
     """Publish buffers to `ipcsrc` elements in other processes, by shared memory."""
 
@@ -105,8 +135,15 @@ class IpcSink(Sink[Media], factory="ipcsink"):
         1 << 20, doc="bytes per slot: the largest buffer (k/M/G suffixes)", minimum=1
     )
     slots = Property(16, doc="slots in the shared pool", minimum=1, maximum=4096)
-    leaky = Property(False, doc="skip a subscriber that holds half the pool instead of waiting")
+    leaky = Property(
+        False,
+        doc="drop buffers for a subscriber that holds half the pool and releases nothing "
+        "within 50 ms, instead of waiting for it",
+    )
     wait_for_connection = Property(True, doc="hold the stream until a subscriber connects")
+    allowed_uids = Property(
+        "", doc="uids whose subscribers are served, comma-separated (default: ours)", parse=_uids
+    )
 
     def __init__(self, name: str | None = None, **props: Any) -> None:
         super().__init__(name, **props)
@@ -122,7 +159,11 @@ class IpcSink(Sink[Media], factory="ipcsink"):
             raise FlowError(f"{self.name}: property 'service' is not set", element=self.name)
         try:
             self._pub = Publisher(
-                self.service, slot_size=self.slot_size, slots=self.slots, leaky=self.leaky
+                self.service,
+                slot_size=self.slot_size,
+                slots=self.slots,
+                leaky=self.leaky,
+                allowed_uids=uid_list(self, "allowed-uids"),
             )
         except OSError as e:
             raise FlowError(
@@ -152,6 +193,9 @@ class IpcSrc(Source[Media], factory="ipcsrc"):
 
     service = Property("", doc="service name of the ipcsink to connect to")
     timeout = Property(5.0, doc="seconds to wait for the publisher at start", minimum=0.0)
+    allowed_uids = Property(
+        "", doc="uids the publisher may run as, comma-separated (default: ours)", parse=_uids
+    )
 
     def __init__(self, name: str | None = None, **props: Any) -> None:
         super().__init__(name, **props)
@@ -166,7 +210,9 @@ class IpcSrc(Source[Media], factory="ipcsrc"):
         if not self.service:
             raise FlowError(f"{self.name}: property 'service' is not set", element=self.name)
         try:
-            self._sub = Subscriber(self.service, timeout=self.timeout)
+            self._sub = Subscriber(
+                self.service, timeout=self.timeout, allowed_uids=uid_list(self, "allowed-uids")
+            )
         except BrokenError as e:
             raise FlowError(f"{self.name}: {e}", element=self.name) from e
 

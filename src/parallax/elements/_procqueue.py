@@ -35,9 +35,16 @@ from typing import Any
 
 from parallax._errors import BrokenError, ClosedError, FlowError, ParallaxError
 from parallax.buffer import Buffer
-from parallax.link._shm import Publisher
-from parallax.pipeline import EndOfStream, Property
-from parallax.pipeline._stage import REPORT_INTERVAL, Boundary, Report, Stage, run_stage
+from parallax.link import Publisher
+from parallax.pipeline import (
+    REPORT_INTERVAL,
+    Boundary,
+    EndOfStream,
+    Property,
+    Report,
+    Stage,
+    run_stage,
+)
 
 from ._ipc import _POLL, IpcSrc, publish
 
@@ -71,7 +78,9 @@ class ProcQueue(Boundary, factory="procqueue"):
         16, doc="buffers in flight (shared slots, or Ray pushes)", minimum=1, maximum=4096
     )
     leaky = Property(
-        False, doc="drop buffers while the child holds half the pool, instead of waiting"
+        False,
+        doc="drop buffers while the child holds half the pool and releases nothing within "
+        "50 ms, instead of waiting",
     )
     start_timeout = Property(
         30.0, doc="seconds the child may take to start and connect", minimum=0.1
@@ -120,7 +129,12 @@ class _ChildProcess:
 
     def __init__(self, owner: ProcQueue, stage: Stage) -> None:
         self._owner = owner
+        # Everything that can refuse the stage, before anything is started.
         prep = _main_preparation(owner.name, stage)
+        try:
+            payload = stage.pickled()
+        except FlowError as e:
+            raise FlowError(f"{owner.name}: {e}", element=owner.name) from e
         service = f"procqueue-{os.getpid()}-{next(_ids)}"
         self._pub: Publisher | None = None
         self._proc: subprocess.Popen[bytes] | None = None
@@ -141,12 +155,15 @@ class _ChildProcess:
             finally:
                 theirs.close()
             ours.send(prep)
-            ours.send((stage, service, owner.name, owner.start_timeout))
-        except (OSError, ValueError) as e:
-            self.close()
-            raise FlowError(
-                f"{owner.name}: cannot start the child process: {e}", element=owner.name
-            ) from e
+            ours.send_bytes(payload)
+            ours.send((service, owner.name, owner.start_timeout))
+        except BaseException as e:
+            self._abort()
+            if isinstance(e, OSError | ValueError):
+                raise FlowError(
+                    f"{owner.name}: cannot start the child process: {e}", element=owner.name
+                ) from e
+            raise
         owner.where = f"pid {self._proc.pid}"
         self._reader = threading.Thread(
             target=self._read_reports, name=f"parallax:{owner.name}:reports", daemon=True
@@ -186,6 +203,14 @@ class _ChildProcess:
         if self._pub is not None:
             self._pub.send_eos()
 
+    def _abort(self) -> None:
+        """close() while starting: the child still waits for its stage, so hang up first
+        (it reads EOF and exits at once, instead of being killed after STOP_TIMEOUT)."""
+        conn, self._conn = self._conn, None
+        if conn is not None:
+            conn.close()
+        self.close()
+
     def close(self) -> None:
         pub, self._pub = self._pub, None
         if pub is not None:
@@ -210,7 +235,7 @@ class _RayActor:
     by a thread that relays its reports."""
 
     def __init__(self, owner: ProcQueue, stage: Stage) -> None:
-        from parallax.link._ray import RayLink
+        from parallax.link import RayLink
 
         self._owner = owner
         try:
@@ -314,7 +339,8 @@ def child_main() -> None:
         prep = conn.recv()
         if prep is not None:
             spawn.prepare(prep)
-        stage, service, name, timeout = conn.recv()
+        stage = Stage.unpickled(conn.recv_bytes())
+        service, name, timeout = conn.recv()
     except Exception as e:  # unpickling a class the child cannot import, mostly
         report({"done": True, "eos": False, "error": {"element": "", "message": f"{e!r}"}})
         sys.exit(1)

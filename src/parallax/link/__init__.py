@@ -2,8 +2,18 @@
 
 Layout:
     _frame.py   the STRM frame codec (pure): `encode_head`, `FrameDecoder`, `FrameError`
-    _shm.py     the shared-memory process link: `Publisher`, `Subscriber`, `Sample`
-                (with _shm_pub.py, _ring.py and _hello.py; docs/links.md)
+    the shared-memory process link (docs/links.md), one concept a module:
+    _shm.py        the link's plan, and `Subscriber`
+    _publisher.py  `Publisher`
+    _leaky.py      leaky publishing: the rule for a subscriber that holds too much
+    _sample.py     `Sample`: a publisher's loan of a slot
+    _received.py   a received buffer's memory owner, and its release
+    _peer.py       `Peer`: the publisher's side of one subscriber
+    _serve.py      `IoThread`: the publisher's I/O thread
+    _service.py    service names: the address, SO_PEERCRED trust, who holds a name
+    _hello.py      HELLO and BYE, the socket's two messages (pure)
+    _ring.py       the shared-memory rings of one subscriber, and their memory ordering
+    _wake.py       spinning, sleeping, and waking a sleeping peer
     _ray.py     the Ray link: `RayLink` (a pipeline stage in a Ray actor), `LinkState`
     _ray_actor.py  `StageActor`: the actor side of a RayLink (what Ray runs on a node)
     _ray_src.py    `raysrc`: the stage's internal source, fed by the actor (docs/ray.md)
@@ -36,10 +46,10 @@ from ._frame import encode_eos as encode_eos
 from ._frame import encode_frame as encode_frame
 from ._frame import encode_head as encode_head
 from ._frame import parse_header as parse_header
+from ._publisher import Publisher as Publisher
 from ._ray import LinkState as LinkState
 from ._ray import RayLink as RayLink
-from ._shm import Publisher as Publisher
-from ._shm import Sample as Sample
+from ._sample import Sample as Sample
 from ._shm import Subscriber as Subscriber
 
 __all__ = [

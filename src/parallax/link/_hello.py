@@ -1,33 +1,38 @@
-"""The socket side of the shared-memory link: the service address, HELLO and BYE.
+"""The socket side of the shared-memory link: HELLO and BYE (pure: bytes in, values out).
 
 After HELLO the socket carries one message, the subscriber's BYE; its other job is
 liveness: a socket closes when its process exits, even by kill -9, and each side sees
 that at once (the publisher's I/O thread reads EOF; a sleeping subscriber's poll gets
-POLLHUP). Buffers and releases travel through the shared-memory rings (`_ring.py`).
+POLLHUP). Buffers and releases travel through the shared-memory rings (`_ring.py`); who
+may stand at either end of the socket is `_service.py`'s part.
 
 Wire format (little-endian), SOCK_SEQPACKET, every message starts with a u8 kind:
     HELLO  publisher -> subscriber, once, with four fds by SCM_RIGHTS (the data memfd,
            the control memfd, the subscriber's wake eventfd, the publisher's wake
            eventfd): HELLO below, then `slots` u64 slot offsets.
     BYE    subscriber -> publisher: one byte; the subscriber closes cleanly.
+
+`decode_hello` checks everything a subscriber relies on before it maps anything: kind,
+magic, version, the slot count, and that every slot lies inside the segment (a slot
+past its end would read as a short buffer, or fault).
 """
 
 from __future__ import annotations
 
 import enum
-import os
 import struct
+from dataclasses import dataclass
 from typing import Final
 
 MAGIC: Final = b"PLXS"
 VERSION: Final = 2  # 1: one socket message per buffer and per release
 HELLO: Final = struct.Struct("<B3x4sHHIQQ")  # kind, magic, version, 0, slots, slot_size, size
 HELLO_FDS: Final = 4
-UCRED: Final = struct.Struct("<3i")  # struct ucred: pid, uid, gid (socket(7), SO_PEERCRED)
 
 # HELLO carries one u64 offset per slot and must fit one SEQPACKET message (< wmem_default,
 # 208 KiB); 4096 slots (32 KiB) is far more than a pool of loans needs.
 MAX_SLOTS: Final = 4096
+MAX_HELLO: Final = HELLO.size + 8 * MAX_SLOTS
 
 
 class Kind(enum.IntEnum):
@@ -38,8 +43,47 @@ class Kind(enum.IntEnum):
     BYE = 5
 
 
-def address(service: str) -> str:
-    """The abstract socket name of `service` for this uid (no file is created)."""
-    if not service or "\0" in service or len(service) > 64:
-        raise ValueError(f"service name must be 1-64 characters without NUL, got {service!r}")
-    return f"\0parallax/{os.getuid()}/{service}"
+BYE: Final = bytes([Kind.BYE])
+
+
+@dataclass(frozen=True, slots=True)
+class Hello:
+    """What HELLO says: the pool's geometry and where each slot sits in its segment."""
+
+    slots: int
+    slot_size: int
+    size: int  # bytes of the data segment
+    offsets: tuple[int, ...]
+
+
+def encode_hello(hello: Hello) -> bytes:
+    """The HELLO message (its fds travel beside it, by SCM_RIGHTS)."""
+    head = HELLO.pack(Kind.HELLO, MAGIC, VERSION, 0, hello.slots, hello.slot_size, hello.size)
+    return head + struct.pack(f"<{hello.slots}Q", *hello.offsets)
+
+
+def decode_hello(data: bytes) -> Hello:
+    """Parse and check a HELLO message.
+
+    Raises:
+        ValueError: anything but a HELLO of this version whose slots all lie inside its
+            segment (the message says what is wrong).
+    """
+    if len(data) < HELLO.size:
+        raise ValueError(f"a HELLO of {len(data)} bytes; it has at least {HELLO.size}")
+    kind, magic, version, _, slots, slot_size, size = HELLO.unpack_from(data)
+    if kind != Kind.HELLO or magic != MAGIC:
+        raise ValueError(f"not a HELLO (kind {kind}, magic {magic!r}; expected {MAGIC!r})")
+    if version != VERSION:
+        raise ValueError(f"link version {version}, not ours ({VERSION})")
+    if not 0 < slots <= MAX_SLOTS or slot_size <= 0:
+        raise ValueError(f"a pool of {slots} x {slot_size:,} bytes (1 to {MAX_SLOTS} slots)")
+    if len(data) != HELLO.size + 8 * slots:
+        raise ValueError(
+            f"a HELLO of {len(data)} bytes; {slots} slots make it {HELLO.size + 8 * slots}"
+        )
+    offsets = struct.unpack_from(f"<{slots}Q", data, HELLO.size)
+    for index, offset in enumerate(offsets):
+        if offset + slot_size > size:
+            raise ValueError(f"slot {index} at byte {offset:,} ends past the {size:,}-byte segment")
+    return Hello(slots, slot_size, size, offsets)

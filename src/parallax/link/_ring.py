@@ -3,7 +3,7 @@
 Operations: `DescriptorWriter.put()` (publisher) and `DescriptorReader.get()` (subscriber),
 once per buffer sent; `ReleaseWriter.push()` (subscriber) and `ReleaseReader.drain()`
 (publisher), once per buffer released. Nothing here blocks, sleeps or makes a syscall:
-the link decides when to spin, sleep or wake (`_shm.py`, `_shm_pub.py`).
+the link decides when to spin, sleep or wake (`_wake.py`, `_shm.py`, `_publisher.py`).
 
 Plan:
 - The publisher makes one small memfd per subscriber (`ControlBlock.create`), sealed

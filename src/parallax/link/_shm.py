@@ -1,34 +1,43 @@
-"""Shared-memory process link: `Publisher` and `Subscriber` (iceoryx2-style loans).
+"""The shared-memory process link (iceoryx2-style loans): its plan, and `Subscriber`.
 
 Operations: `Publisher.loan()` / `send()` / `send_eos()`, `Subscriber.receive()`, and the
 drop of a received Buffer's last reference (its release). See docs/links.md.
 
 Layout:
-    _hello.py    the socket: service address, HELLO (fd passing), BYE
-    _ring.py     the shared-memory rings of one subscriber and their memory ordering
-    _shm_pub.py  `Publisher`, `Sample`
-    _shm.py      this plan, `Subscriber`, and the memory owner of a received buffer
+    _service.py    the service's address, and who may stand behind it (SO_PEERCRED)
+    _hello.py      HELLO and BYE, the socket's two messages (pure)
+    _ring.py       the shared-memory rings of one subscriber and their memory ordering
+    _wake.py       spinning, sleeping and waking a sleeper
+    _sample.py     `Sample`, a publisher's loan; the per-slot arrays of a pool's mapping
+    _peer.py       `Peer`, the publisher's side of one subscriber
+    _serve.py      `IoThread`, the publisher's I/O thread
+    _publisher.py  `Publisher`
+    _received.py   the memory owner of a received buffer, and its release
+    _shm.py        this plan, and `Subscriber`
 
 Plan:
 - The publisher owns a memfd-backed `SlotPool`, sealed against shrink and grow, and listens
   on an ABSTRACT Unix socket "\\0parallax/<uid>/<service>" (nothing on disk to clean up after
   a kill -9). SOCK_SEQPACKET keeps message boundaries and lets fds ride with a message.
-- On connect the publisher checks SO_PEERCRED (same uid only; socket(7)), makes that
-  subscriber a control block (a small sealed memfd: a descriptor ring to it, a release
-  ring back, two sleeping flags) and a wake eventfd, and sends HELLO with four fds by
-  SCM_RIGHTS, once: the pool's memfd, the control block, the subscriber's wake eventfd
-  and its own. From then on the socket carries nothing but a BYE at the end.
+- Abstract names have no permissions, so each end checks the other's SO_PEERCRED (socket(7);
+  same uid, or the uids the user names): a subscriber refuses a publisher that another
+  user started under the service's name before the real one (`_service.py`).
+- On connect the publisher makes that subscriber a control block (a small sealed memfd: a
+  descriptor ring to it, a release ring back, two sleeping flags) and a wake eventfd, and
+  sends HELLO with four fds by SCM_RIGHTS, once: the pool's memfd, the control block, the
+  subscriber's wake eventfd and its own. The subscriber checks them all (memfds sealed,
+  eventfds, every slot inside the pool) before it maps anything. From then on the socket
+  carries nothing but a BYE at the end.
 - Per buffer, `send()` writes a descriptor (slot, window, metadata, caps only when they
   changed for that subscriber) into the subscriber's ring; `receive()` takes it. When the
   last reference to a received buffer drops, its owner's `__del__` pushes the slot index
-  into the release ring (any thread: a try-lock, and a local backlog when the lock is
-  busy, flushed by whoever holds it next or by the next `receive()`); `loan()` drains
-  the release rings. No syscall and no thread hop per buffer.
+  into the release ring (`_received.py`); `loan()` drains the release rings. No syscall
+  and no thread hop per buffer.
 - Wake-ups only for a side that sleeps. `receive()` on an empty ring spins `spin` seconds
-  (default 50 us), then sets its sleeping flag, fences, re-checks the ring, and sleeps
+  (default 200 us), then sets its sleeping flag, fences, re-checks the ring, and sleeps
   in poll() on its wake eventfd and the socket; `send()` publishes, fences, and writes
   the eventfd only if the flag is set. `loan()` on an empty pool does the same against
-  the release rings and the publisher's eventfd. (Dekker's handshake: _ring.py.)
+  the release rings and the publisher's eventfd. (Dekker's handshake: _ring.py, _wake.py.)
 - The publisher keeps each sent `Slot` with a count of the subscribers that hold it (plus
   one while `send()` runs); the Slot object, and so the loan, drops when the count reaches
   zero. `SlotPool._release` stays the one place an index comes back.
@@ -39,207 +48,59 @@ Plan:
 - The publisher's I/O thread (selectors) only accepts and watches the sockets; close()
   joins it. The subscriber has no thread.
 
-Limits: one host, one uid; x86-64 for the fast path (TSO; other CPUs go through libatomic,
-see _ring.py). A subscriber that stops reading pins at most what it was sent; with
-leaky=True send() skips a subscriber holding half the pool or more. A spinning receive()
-burns CPU for up to `spin` seconds (default 200 us) per empty ring; it holds the GIL for
-the first 20 us only (os.sched_yield releases it).
+Limits: one host; x86-64 for the fast path (TSO; other CPUs go through libatomic, see
+_ring.py). A subscriber that stops reading pins at most what it was sent; with leaky=True
+at most half the pool (`_publisher.py` says exactly what leaky does). A spinning
+receive() burns CPU for up to `spin` seconds (default 200 us) per empty ring; it holds
+the GIL for the first 20 us only (os.sched_yield releases it).
 """
 
 from __future__ import annotations
 
-import collections
 import contextlib
+import fcntl
 import os
 import select
 import socket
-import struct
-import threading
 import time
 import weakref
-from collections.abc import Callable
+from collections.abc import Iterable
 from typing import Any, Final, Self
-
-import numpy as np
 
 from parallax._errors import BrokenError, ClosedError
 from parallax.buffer import Buffer
 from parallax.caps import Caps
 from parallax.memory import MemfdSegment
 
-from ._hello import HELLO, HELLO_FDS, MAGIC, MAX_SLOTS, VERSION, Kind, address
-from ._ring import (
-    EOS_SLOT,
-    MAX_CAPS,
-    NO_CAPS,
-    PUB_SLEEPING,
-    SUB_SLEEPING,
-    ControlBlock,
-    DescriptorReader,
-    ReleaseWriter,
-    fence,
-)
-from ._shm_pub import DEFAULT_SPIN, HOT_SPIN, Publisher, Sample
-
-__all__ = [
-    "DEFAULT_SPIN",
-    "MAX_CAPS",
-    "MAX_SLOTS",
-    "Kind",
-    "Publisher",
-    "Sample",
-    "Subscriber",
-    "address",
-]
+from ._hello import BYE, HELLO_FDS, MAX_HELLO, Hello, decode_hello
+from ._received import Received, Releaser, new_received
+from ._ring import EOS_SLOT, NO_CAPS, SUB_SLEEPING, ControlBlock, DescriptorReader, fence
+from ._sample import slot_arrays
+from ._service import Trust, address, peer_credentials
+from ._wake import DEFAULT_SPIN, drain, spin
 
 _HUP: Final = select.POLLHUP | select.POLLERR | select.POLLRDHUP | select.POLLNVAL
+_HELLO_TIMEOUT: Final = 5.0  # s: HELLO follows accept at once; 5 s is generous
+_from_owner = Buffer.from_owner
 
 
-class _LoanArray(np.ndarray[tuple[int], np.dtype[np.uint8]]):
-    """The exporter behind a received buffer's view: keeps its `_Received` alive."""
-
-    __slots__ = ("_loan",)
-
-    _loan: _Received
-
-
-class _Link:
-    """What received buffers share with their Subscriber: the data mapping, the release
-    ring and the publisher's wake eventfd.
-
-    `close()` (the Subscriber's) ends the releases and closes the ring and the eventfd;
-    the data mapping stays while any buffer lives.
-    """
-
-    __slots__ = (
-        "backlog",
-        "block",
-        "closed",
-        "lock",
-        "releases",
-        "slices",
-        "wake",
-        "words",
-    )
-
-    def __init__(self, block: ControlBlock, wake: int, slices: tuple[Any, ...]) -> None:
-        self.block = block
-        self.words = block.words
-        self.releases = ReleaseWriter(block)
-        self.wake = wake  # the publisher's wake eventfd
-        self.slices = slices  # per slot, a read-only uint8 array of the pool's mapping
-        self.backlog: collections.deque[int] = collections.deque()
-        self.lock = threading.Lock()  # the release ring's producer side, and close()
-        self.closed = False
-
-    def release(
-        self,
-        index: int,
-        _fence: Callable[[], None] = fence,
-        _write: Callable[[int, int], None] = os.eventfd_write,
-        _flag: int = PUB_SLEEPING,
-    ) -> None:
-        """Give slot `index` back. Called from finalizers, in any thread: never blocks,
-        never raises. A busy lock leaves the index in the backlog for its holder.
-
-        (The defaults bind what it needs, so that it still works while the interpreter
-        exits and module globals are being cleared.)
-        """
-        lock = self.lock
-        if lock.acquire(False):
-            try:
-                if self.backlog or self.closed or not self.releases.push(index):
-                    self.backlog.append(index)
-                    self._flush(_fence, _write, _flag)
-                else:
-                    _fence()  # our stamp store before the load of the publisher's flag
-                    if self.words[_flag]:
-                        try:
-                            _write(self.wake, 1)
-                        except OSError:
-                            pass  # an eventfd write fails only if the counter is full
-            finally:
-                lock.release()
-        else:
-            self.backlog.append(index)
-        # Every holder re-checks the backlog after letting go, so an index appended
-        # while the lock was held is never stranded.
-        backlog = self.backlog
-        while backlog and lock.acquire(False):
-            try:
-                moved = self._flush(_fence, _write, _flag)
-            finally:
-                lock.release()
-            if not moved:
-                return  # the ring is full (a broken publisher): receive() retries
-
-    def flush(self) -> None:
-        """Push the backlog (receive()'s thread; may wait for the lock briefly)."""
-        with self.lock:
-            self._flush(fence, os.eventfd_write, PUB_SLEEPING)
-
-    def _flush(
-        self, fence: Callable[[], None], write: Callable[[int, int], None], flag: int
-    ) -> int:
-        # Under self.lock.
-        backlog = self.backlog
-        if self.closed:
-            backlog.clear()  # the publisher reclaims everything when our socket closes
-            return 0
-        moved = self.releases.push_all(backlog)
-        if moved:
-            fence()  # our stamp stores before the load of the publisher's flag (_ring.py)
-            if self.words[flag]:
-                try:
-                    write(self.wake, 1)
-                except OSError:
-                    pass  # an eventfd write fails only if the counter is full
-        return moved
-
-    def close(self) -> None:
-        """End the releases, unmap the control block, close the eventfd. Idempotent."""
-        with self.lock:
-            if self.closed:
-                return
-            self.closed = True
-            self.backlog.clear()
-            self.block.close()
-            os.close(self.wake)
-
-
-class _Received:
-    """The memory owner of a received Buffer: slot `index`, read-only, on loan."""
-
-    __slots__ = ("_index", "_link", "size")
-
-    _index: int
-    _link: _Link
-    size: int
-
-    def view(self) -> memoryview:
-        array = self._link.slices[self._index].view(_LoanArray)
-        array._loan = self
-        return array.data  # type: ignore[no-any-return]
-
-    def __del__(self) -> None:
-        # The cross-process twin of Slot.__del__: the last reference (and view) is gone,
-        # so give the slot back. `_Link.release` never blocks and never raises.
-        self._link.release(self._index)
-
-
-_new_received = _Received.__new__
-_new_buffer = Buffer.__new__
-
-
-def _close_subscriber(link: _Link, sock: socket.socket, wake: int, segment: MemfdSegment) -> None:
-    link.close()
+def _close_subscriber(
+    releaser: Releaser, sock: socket.socket, wake: int, segment: MemfdSegment
+) -> None:
+    releaser.close()
     # Blocking, briefly: BYE tells the publisher this close is no crash.
     with contextlib.suppress(OSError):
         sock.settimeout(0.5)
-        sock.send(bytes([Kind.BYE]))
+        sock.send(BYE)
     sock.close()
     os.close(wake)
     segment._discard()  # live buffers keep the mapping until the last of them goes
+
+
+def _close_all(fds: list[int]) -> None:
+    for fd in fds:
+        os.close(fd)
+    fds.clear()
 
 
 class Subscriber:
@@ -255,76 +116,133 @@ class Subscriber:
         timeout: seconds to wait for the publisher to appear (None: it must exist now).
         spin: seconds receive() polls an empty ring before it sleeps (0: sleep at once);
             after the first 20 us each poll yields the CPU (DEFAULT_SPIN says why).
+        allowed_uids: the uids a publisher may run as (SO_PEERCRED); None: ours only.
+            The service is looked for in each of their name spaces, ours first.
 
     Raises:
-        BrokenError: no publisher (within `timeout`), or it refused us (another uid).
+        BrokenError: no publisher (within `timeout`); a publisher of a uid we do not
+            allow (the message names its pid and uid: someone may have taken the name);
+            one that refused us (another uid), or sent a HELLO or fds that do not check
+            out. Every fd received by then is closed.
+        ValueError: a bad service name or uid.
     """
 
     def __init__(
-        self, service: str, *, timeout: float | None = None, spin: float = DEFAULT_SPIN
+        self,
+        service: str,
+        *,
+        timeout: float | None = None,
+        spin: float = DEFAULT_SPIN,
+        allowed_uids: Iterable[int] | None = None,
     ) -> None:
-        name = address(service)
+        address(service)  # checks the name
+        trust = Trust.of(allowed_uids)
         self._service = service
         self._spin = max(spin, 0.0)
-        deadline = time.monotonic() + (timeout or 0.0)
-        sock = socket.socket(socket.AF_UNIX, socket.SOCK_SEQPACKET | socket.SOCK_CLOEXEC)
-        fds: list[int] = []
-        segment = block = None
-        try:
-            while True:
-                try:
-                    sock.connect(name)
-                    break
-                except (ConnectionRefusedError, FileNotFoundError) as e:
-                    if time.monotonic() >= deadline:
-                        raise BrokenError(f"no publisher for service {service!r}") from e
-                    time.sleep(0.01)
-            sock.settimeout(5.0)  # HELLO follows accept at once; 5 s is generous
-            try:
-                data, fds, _, _ = socket.recv_fds(sock, HELLO.size + 8 * MAX_SLOTS, HELLO_FDS)
-            except OSError as e:
-                raise BrokenError(f"publisher {service!r} hung up during HELLO") from e
-            sock.settimeout(None)
-            if len(data) < HELLO.size or len(fds) != HELLO_FDS:
-                raise BrokenError(
-                    f"publisher {service!r} refused the connection (another uid?) or exited"
-                )
-            kind, magic, version, _, slots, slot_size, size = HELLO.unpack_from(data)
-            if kind != Kind.HELLO or magic != MAGIC or version != VERSION:
-                raise BrokenError(f"publisher {service!r} speaks {magic!r} v{version}, not ours")
-            if len(data) != HELLO.size + 8 * slots:
-                raise BrokenError(f"publisher {service!r} sent a HELLO of {len(data)} bytes")
-            offsets = struct.unpack_from(f"<{slots}Q", data, HELLO.size)
+        with contextlib.ExitStack() as undo:  # everything taken, until it is all ours
+            sock = self._connect(trust, timeout)
+            undo.callback(sock.close)
+            self._check_publisher(sock, trust)
+            raw: list[int] = []  # received fds that nothing else owns yet
+            undo.callback(_close_all, raw)
+            hello, fds = self._receive_hello(sock, raw)
             data_fd, ctl_fd, wake, pub_wake = fds
-            fds = [ctl_fd, wake, pub_wake]  # from_fd owns data_fd from here on
-            segment = MemfdSegment.from_fd(data_fd, size=size, readonly=True)
-            fds = [wake, pub_wake]  # and attach() ctl_fd
+            raw.remove(data_fd)  # from_fd owns it from here on, failing or not
+            try:
+                segment = MemfdSegment.from_fd(data_fd, size=hello.size, readonly=True)
+            except (ValueError, OSError) as e:
+                raise BrokenError(f"publisher {service!r} sent a pool we cannot map: {e}") from e
+            undo.callback(segment.close)
+            raw.remove(ctl_fd)  # and attach() ctl_fd
             try:
                 block = ControlBlock.attach(ctl_fd)
-            except ValueError as e:
-                raise BrokenError(f"publisher {service!r} sent a bad control block") from e
-        except BaseException:
-            for fd in fds:
-                os.close(fd)
-            for res in (block, segment, sock):
-                if res is not None:
-                    res.close()
-            raise
-        self._slots = int(slots)
-        self._slot_size = int(slot_size)
-        whole = np.frombuffer(segment.mmap, np.uint8)
-        slices = tuple(whole[o : o + slot_size] for o in offsets)
-        self._link = link = _Link(block, pub_wake, slices)
-        self._words = link.words
+            except (ValueError, OSError) as e:
+                raise BrokenError(f"publisher {service!r} sent a bad control block: {e}") from e
+            undo.callback(block.close)
+            poll = select.poll()
+            poll.register(wake, select.POLLIN)
+            poll.register(sock, select.POLLRDHUP)  # POLLHUP always: the publisher is gone
+            undo.pop_all()
+        self._slots, self._slot_size = hello.slots, hello.slot_size
+        slices = slot_arrays(segment.mmap, hello.offsets, hello.slot_size)
+        self._releaser = releaser = Releaser(block, pub_wake, slices)
+        self._words = releaser.words
         self._ring = DescriptorReader(block)
         self._wake = wake
-        self._poll = select.poll()
-        self._poll.register(wake, select.POLLIN)
-        self._poll.register(sock, select.POLLRDHUP)  # POLLHUP always: the publisher is gone
+        self._poll = poll
         self._caps: Caps | None = None
         self._ended = False
         self._open = True
-        self._finalizer = weakref.finalize(self, _close_subscriber, link, sock, wake, segment)
+        self._finalizer = weakref.finalize(self, _close_subscriber, releaser, sock, wake, segment)
+
+    # -- set-up ---------------------------------------------------------------------------
+
+    def _connect(self, trust: Trust, timeout: float | None) -> socket.socket:
+        """A socket connected to the service, in the first name space that has it."""
+        names = [address(self._service, uid) for uid in trust.name_spaces()]
+        deadline = time.monotonic() + (timeout or 0.0)
+        sock = socket.socket(socket.AF_UNIX, socket.SOCK_SEQPACKET | socket.SOCK_CLOEXEC)
+        try:
+            while True:
+                for name in names:
+                    try:
+                        sock.connect(name)
+                        return sock
+                    except (ConnectionRefusedError, FileNotFoundError) as e:
+                        missing = e
+                if time.monotonic() >= deadline:
+                    where = f" (looked as {trust})" if len(names) > 1 else ""
+                    raise BrokenError(
+                        f"no publisher for service {self._service!r}{where}"
+                    ) from missing
+                time.sleep(0.01)
+        except BaseException:
+            sock.close()
+            raise
+
+    def _check_publisher(self, sock: socket.socket, trust: Trust) -> None:
+        """Refuse a publisher of a uid we do not allow, before taking anything from it."""
+        try:
+            peer = peer_credentials(sock)
+        except OSError as e:
+            raise BrokenError(f"publisher {self._service!r} hung up at once") from e
+        if not trust.admits(peer):
+            raise BrokenError(
+                f"refused the publisher of service {self._service!r}: pid {peer.pid} runs as "
+                f"uid {peer.uid}, not {trust} (SO_PEERCRED); another user may have taken "
+                "the service's name before its publisher started"
+            )
+
+    def _receive_hello(self, sock: socket.socket, raw: list[int]) -> tuple[Hello, list[int]]:
+        """HELLO and its four fds, checked; the fds are appended to `raw` as they come."""
+        service = self._service
+        sock.settimeout(_HELLO_TIMEOUT)
+        try:
+            data, fds, msg_flags, _ = socket.recv_fds(sock, MAX_HELLO, HELLO_FDS)
+        except OSError as e:
+            raise BrokenError(f"publisher {service!r} hung up during HELLO") from e
+        raw.extend(fds)
+        sock.settimeout(None)
+        if not data and not fds:
+            raise BrokenError(
+                f"publisher {service!r} refused the connection (another uid?) or exited"
+            )
+        if msg_flags & (socket.MSG_TRUNC | socket.MSG_CTRUNC):
+            raise BrokenError(f"publisher {service!r} sent more than a HELLO and its 4 fds")
+        try:
+            hello = decode_hello(data)
+        except ValueError as e:
+            raise BrokenError(f"publisher {service!r} sent a bad HELLO: {e}") from e
+        if len(fds) != HELLO_FDS:
+            raise BrokenError(f"publisher {service!r} sent {len(fds)} fds with HELLO, not 4")
+        kinds = ("pool memfd", "control memfd", "wake eventfd", "publisher's wake eventfd")
+        for fd, kind in zip(fds, kinds, strict=True):
+            why = _not_a(fd, kind)
+            if why:
+                raise BrokenError(f"publisher {service!r} sent a bad {kind}: {why}")
+        return hello, fds
+
+    # -- receiving ------------------------------------------------------------------------
 
     def receive(self, timeout: float | None = None) -> Buffer | None:
         """The next buffer, read-only and zero-copy; None after `timeout` s or at EOS
@@ -339,9 +257,9 @@ class Subscriber:
             raise ClosedError(f"cannot receive on closed subscriber {self._service!r}")
         if self._ended:
             return None
-        link = self._link
-        if link.backlog:
-            link.flush()
+        releaser = self._releaser
+        if releaser.backlog:
+            releaser.flush()
         try:
             entry = self._ring.get()
             if entry is None:
@@ -359,33 +277,23 @@ class Subscriber:
         if index >= self._slots:
             raise BrokenError(f"publisher {self._service!r} sent slot {index} of {self._slots}")
         # The owner first: from here on, dropping it gives the slot back.
-        owner = _new_received(_Received)
-        owner._link, owner._index, owner.size = link, index, self._slot_size
+        owner = new_received(Received)
+        owner.releaser, owner.index, owner.size = releaser, index, self._slot_size
         if size > self._slot_size:
             raise BrokenError(
                 f"publisher {self._service!r} sent {size:,} bytes in a slot of {self._slot_size:,}"
             )
-        # Buffer's fields, set once (Buffer._wrap's fast path, with all of them known).
-        buf = _new_buffer(Buffer)
-        buf._owner, buf._mem, buf._start, buf._size, buf._readonly = owner, None, 0, size, True
-        buf.caps, buf.sequence, buf.pts, buf.dts = self._caps, sequence, pts, dts
-        buf.duration, buf.offset, buf.flags = duration, offset, flags
-        return buf
+        return _from_owner(
+            owner, size, self._caps, sequence, pts, dts, duration, offset, flags, True
+        )
 
     def _wait(self, timeout: float | None) -> tuple[Any, ...] | None:
         """receive()'s slow path: spin, then sleep until a descriptor comes."""
         ring = self._ring
+        entry = spin(ring.get, self._spin if timeout is None else min(self._spin, timeout))
+        if entry is not None:
+            return entry
         ready = ring.ready
-        spin = self._spin if timeout is None else min(self._spin, timeout)
-        if spin > 0:  # see DEFAULT_SPIN
-            clock, now = time.perf_counter, time.perf_counter()
-            end, hot = now + spin, now + min(spin, HOT_SPIN)
-            while now < end:
-                if ready():
-                    return ring.get()
-                now = clock()
-                if now > hot:
-                    os.sched_yield()
         deadline = None if timeout is None else time.monotonic() + timeout
         words = self._words
         try:
@@ -401,8 +309,7 @@ class Subscriber:
                         return None
                 for fd, events in self._poll.poll(wait):
                     if fd == self._wake:
-                        with contextlib.suppress(BlockingIOError):
-                            os.eventfd_read(fd)
+                        drain(fd)
                     elif events & _HUP:
                         if ready():  # what it sent before it went comes first
                             return ring.get()
@@ -434,3 +341,21 @@ class Subscriber:
     def __repr__(self) -> str:
         state = "open" if self._open else "closed"
         return f"<Subscriber {self._service!r} {state}>"
+
+
+def _not_a(fd: int, kind: str) -> str:
+    """Why `fd` is not the `kind` HELLO says it is ('' when it is)."""
+    try:
+        target = os.readlink(f"/proc/self/fd/{fd}")
+    except OSError as e:
+        return f"fd {fd}: {e}"
+    if kind.endswith("eventfd"):
+        return "" if target == "anon_inode:[eventfd]" else f"it is {target!r}"
+    if not target.startswith("/memfd:"):
+        return f"it is {target!r}"
+    # Unsealed, the publisher could shrink it under our mapping: a read past the new end
+    # is SIGBUS, which no Python code can catch.
+    seals = fcntl.fcntl(fd, fcntl.F_GET_SEALS)
+    if seals & (fcntl.F_SEAL_SHRINK | fcntl.F_SEAL_GROW) != fcntl.F_SEAL_SHRINK | fcntl.F_SEAL_GROW:
+        return f"{target!r} is not sealed against shrinking and growing"
+    return ""

@@ -4,7 +4,8 @@ Layout (each module one concept; import from here):
 
 - ``_segment.py`` -- ``Segment`` and its kinds: ``HeapSegment``, ``MemfdSegment``,
   ``HugePageSegment``, ``FileSegment``; ``MemoryType``.
-- ``_pool.py``    -- ``SlotPool`` and its loans, ``Slot``.
+- ``_pool.py``    -- ``SlotPool`` and its loans, ``Slot``; ``loan_view``: a view that keeps
+  a loan alive.
 - ``_arena.py``   -- ``FrameArena``, ``ArenaBlock``, ``RegionKind``, ``RegionSpec``,
   ``RegionStats``: the per-frame "ventilated" memory model.
 
@@ -18,6 +19,7 @@ from ._arena import RegionSpec as RegionSpec
 from ._arena import RegionStats as RegionStats
 from ._pool import Slot as Slot
 from ._pool import SlotPool as SlotPool
+from ._pool import loan_view as loan_view
 from ._segment import FileSegment as FileSegment
 from ._segment import HeapSegment as HeapSegment
 from ._segment import HugePageSegment as HugePageSegment
@@ -39,6 +41,7 @@ __all__ = [
     "Segment",
     "Slot",
     "SlotPool",
+    "loan_view",
 ]
 
 # Tracebacks and reprs name the public module, not the private one that defines the class.

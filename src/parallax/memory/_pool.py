@@ -45,10 +45,25 @@ from ._segment import MemfdSegment, Segment
 _Bytes = np.ndarray[tuple[int], np.dtype[np.uint8]]
 
 
-class _SlotArray(np.ndarray[tuple[int], np.dtype[np.uint8]]):
-    """The exporter behind `Slot.view()`: a uint8 array that keeps its Slot alive."""
+class _LoanArray(np.ndarray[tuple[int], np.dtype[np.uint8]]):
+    """A uint8 array that keeps a loan's owner alive: the exporter behind `loan_view`."""
 
-    _slot: Slot
+    __slots__ = ("owner",)
+
+    owner: object
+
+
+def loan_view(array: _Bytes, owner: object) -> memoryview:
+    """A memoryview of `array`'s bytes that keeps `owner` referenced while it lives. No copy.
+
+    Anything sliced or converted from the view (`np.asarray(view)`, `np.frombuffer(view)`)
+    references the array behind it, so `owner` -- a `Slot`, or a link's loan -- is
+    not dropped, and its memory not given back, while any of them lives. The one way
+    Parallax ties a view's life to a loan (`Slot.view()`, the shared-memory link).
+    """
+    loan = array.view(_LoanArray)
+    loan.owner = owner
+    return loan.data
 
 
 class Slot:
@@ -110,9 +125,7 @@ class Slot:
         pool = self._pool()
         if pool is None or pool._whole is None:
             raise ClosedError(f"slot {self._index}: its pool is gone, so its bytes are too")
-        array = pool._whole[self._offset : self._offset + self._size].view(_SlotArray)
-        array._slot = self
-        return array.data
+        return loan_view(pool._whole[self._offset : self._offset + self._size], self)
 
     def readonly_view(self) -> memoryview:
         """Like `view()`, read-only; it keeps the slot on loan the same way.
@@ -343,6 +356,12 @@ class SlotPool:
     def stride(self) -> int:
         """Distance in bytes between consecutive slots (slot_size rounded up to align)."""
         return self._stride
+
+    @property
+    def offsets(self) -> tuple[int, ...]:
+        """Byte offset of each slot in the segment, by index (what a peer that maps the
+        segment needs to find the slots)."""
+        return tuple(self._offsets)
 
     @property
     def available(self) -> int:

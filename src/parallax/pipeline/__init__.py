@@ -21,6 +21,7 @@ Layout:
     _builder.py   `Chain`: the typed builder
     _export.py    DOT and JSON
     _metrics.py   counters, timing, the Prometheus endpoint
+    _stage.py     `Boundary`, `Stage`: the part of a pipeline that runs elsewhere
     _httpd.py     HTTP servers a pipeline owns: addresses, the serving thread
     _view.py      `LiveView`: a running pipeline's graph, layout, rates, messages
     _web.py       `WebServer`: the live view in the browser (page in web/)
@@ -61,10 +62,17 @@ from ._pad import PadTemplate as PadTemplate
 from ._pipeline import Pipeline as Pipeline
 from ._props import Property as Property
 from ._registry import UnknownElement as UnknownElement
+from ._stage import REPORT_INTERVAL as REPORT_INTERVAL
+from ._stage import Boundary as Boundary
+from ._stage import Report as Report
+from ._stage import Stage as Stage
+from ._stage import run_stage as run_stage
 from ._web import WebServer as WebServer
 
 __all__ = [
+    "REPORT_INTERVAL",
     "AsyncSource",
+    "Boundary",
     "BufferAllocator",
     "Bus",
     "Bytes",
@@ -85,8 +93,10 @@ __all__ = [
     "PadTemplate",
     "Pipeline",
     "Property",
+    "Report",
     "Sink",
     "Source",
+    "Stage",
     "State",
     "Tensor",
     "Text",
@@ -97,6 +107,7 @@ __all__ = [
     "WebServer",
     "parse_launch",
     "registry",
+    "run_stage",
     "sink",
     "source",
     "transform",

@@ -19,6 +19,7 @@ placed by the process that runs the stage, so stages nest.
 
 from __future__ import annotations
 
+import pickle
 import threading
 from abc import abstractmethod
 from collections.abc import Callable, Iterable, Mapping
@@ -112,6 +113,43 @@ class Stage:
     def element_names(self) -> list[str]:
         """The names of the stage's elements, in the parent's order."""
         return [spec.name for spec in self.elements]
+
+    def pickled(self) -> bytes:
+        """The stage as pickle bytes, for the process that runs it (`Stage.unpickled`).
+
+        A boundary calls this before it starts anything, so a stage that cannot travel
+        fails before a child process or a link exists.
+
+        Raises:
+            FlowError: an element's class does not pickle (a class defined inside a
+                function, say), naming that element (`FlowError.element`) and the cause.
+        """
+        try:
+            return pickle.dumps(self)
+        except Exception as e:  # PicklingError, AttributeError or TypeError, by what fails
+            for spec in self.elements:
+                try:
+                    pickle.dumps(spec)
+                except Exception as inner:
+                    raise FlowError(
+                        f"{spec.name} ({spec.cls.__qualname__}) cannot be sent to another "
+                        f"process: {inner} (define its class at module level)",
+                        element=spec.name,
+                    ) from inner
+            raise FlowError(f"stage {self.name!r} cannot be sent to another process: {e}") from e
+
+    @classmethod
+    def unpickled(cls, data: bytes) -> Stage:
+        """The stage that `pickled()` made `data` from.
+
+        Raises:
+            TypeError: `data` holds something else than a Stage.
+            Exception: what unpickling raises (an element class the process cannot import).
+        """
+        stage = pickle.loads(data)
+        if not isinstance(stage, cls):
+            raise TypeError(f"expected a pickled Stage, got {type(stage).__name__}")
+        return stage
 
 
 def _downstream(boundary: Element) -> list[Element]:

@@ -1,7 +1,8 @@
-"""The publisher end of the shared-memory link: `Publisher` and its loans, `Sample`.
+"""`Publisher`: the producing end of the shared-memory link.
 
-Operations: `loan()`, `send()`, `send_eos()` (the caller's thread), accept and disconnect
-(the I/O thread). `_shm.py` has the plan of the whole link; docs/links.md the picture.
+Operations: `loan()`, `send()`, `send_eos()` (the caller's thread); accept and disconnect
+(the I/O thread, `_serve.py`). `_shm.py` has the plan of the whole link; docs/links.md the
+picture.
 
 Per buffer, `send()` writes one descriptor into each subscriber's ring, and `loan()`
 drains each subscriber's release ring: no syscall, no thread hop, unless a subscriber
@@ -10,191 +11,53 @@ sleeps on the publisher's wake eventfd, which a releasing subscriber writes when
 sees the publisher's sleeping flag). Slot bookkeeping (who holds which slot) changes
 under one lock, taken once per `loan()` and once per `send()`; the I/O thread takes it
 to add a subscriber or to give back everything a dead one held.
+
+Leaky (`leaky=True`): send() waits up to `grace` for a subscriber that holds half the
+pool, then skips it until it catches up; `_leaky.py` has the exact rule and its reasons.
 """
 
 from __future__ import annotations
 
 import collections
-import contextlib
 import logging
+import math
 import os
 import select
-import selectors
 import socket
 import struct
 import threading
 import time
 import weakref
+from collections.abc import Callable, Iterable
 from sys import getrefcount
-from typing import Final, Self
+from typing import Final, Self, TypeVar
 
-import numpy as np
-
-from parallax._errors import BrokenError, ClosedError
+from parallax._errors import BrokenError, ClosedError, PoolExhausted
 from parallax.caps import Caps
 from parallax.memory import MemfdSegment, Slot, SlotPool
 
-from ._hello import HELLO, MAGIC, MAX_SLOTS, UCRED, VERSION, Kind, address
-from ._ring import (
-    EOS_SLOT,
-    MAX_CAPS,
-    NO_CAPS,
-    PUB_SLEEPING,
-    SUB_SLEEPING,
-    ControlBlock,
-    DescriptorWriter,
-    ReleaseReader,
-    fence,
-)
+from ._hello import BYE, MAX_SLOTS, Hello, encode_hello
+from ._leaky import LEAKY_GRACE, Share
+from ._peer import EFD_FLAGS, Peer, admit
+from ._ring import EOS_SLOT, MAX_CAPS, NO_CAPS, PUB_SLEEPING, SUB_SLEEPING, fence
+from ._sample import Sample, SlotArray, new_sample, slot_arrays
+from ._serve import IoThread
+from ._service import Trust, address, bind
+from ._wake import DEFAULT_SPIN, drain, spin, wake_sleepers
 
-log = logging.getLogger("parallax.link._shm")
+log = logging.getLogger("parallax.link")
 
-# iceoryx2's subscribers poll; ours spin this long before sleeping. A buffer that comes
-# within it costs no wake-up: on our 2-vCPU VM an eventfd wake-up takes 20-50 us from
-# write to running, and once both sides of a stream sleep they wait that long for each
-# other, round after round (benches/ipc.py at 4 KiB with a flat 50 us spin: 98k-360k
-# buffers/s from run to run; with this policy 360k-370k). The first HOT_SPIN seconds
-# poll flat out, so a reply within microseconds, as in a ping-pong, is seen at once; after
-# that each poll yields the CPU and the GIL (sched_yield, 0.2 us), so a spinner that
-# shares its CPU with its peer (or with anything else) lets it run.
-DEFAULT_SPIN: Final = 200e-6
-HOT_SPIN: Final = 20e-6
-_NAP: Final = 0.05  # s: a sleeping loan() re-checks the pool at least this often
-_EFD_FLAGS: Final = os.EFD_CLOEXEC | os.EFD_NONBLOCK
+T = TypeVar("T")
+
+_NAP: Final = 0.05  # s: a sleeping wait re-checks at least this often
 
 
-class _SampleArray(np.ndarray[tuple[int], np.dtype[np.uint8]]):
-    """The exporter behind `Sample.view`: keeps the sample's Slot (its loan) alive."""
-
-    __slots__ = ("_slot",)
-
-    _slot: Slot
-
-
-class Sample:
-    """A writable slot loaned by `Publisher.loan()`; fill `view`, then `Publisher.send()`.
-
-    Made only by `Publisher.loan()`. Dropping a Sample without sending it returns its slot.
-    """
-
-    __slots__ = ("_slices", "_slot", "_view")
-
-    _slices: tuple[np.ndarray[tuple[int], np.dtype[np.uint8]], ...]
-    _slot: Slot | None
-    _view: memoryview | None
-
-    def __init__(self, *args: object, **kwargs: object) -> None:
-        raise TypeError("Sample has no public constructor: loan one with Publisher.loan()")
-
-    @property
-    def view(self) -> memoryview:
-        """The slot's bytes, writable (`np.asarray(sample.view)` is a view). No copy.
-
-        As `Slot.view()`, the view (and anything made from it) keeps the slot on loan,
-        so a view kept past send() never sees its slot loaned again.
-        """
-        view = self._view
-        if view is None:
-            slot = self._slot
-            if slot is None:
-                raise ClosedError("this sample was sent: loan a new one")
-            # Slot.view(), from an array per slot made once: 0.2 us, not 0.55.
-            array = self._slices[slot.index].view(_SampleArray)
-            array._slot = slot
-            view = self._view = array.data
-        return view
-
-    def _taken(self) -> Slot:
-        if self._slot is None:
-            raise ClosedError("this sample was sent: loan a new one")
-        return self._slot
-
-    @property
-    def index(self) -> int:
-        """The slot's number in the publisher's pool."""
-        return self._taken().index
-
-    @property
-    def size(self) -> int:
-        """Capacity in bytes (the publisher's slot_size)."""
-        return self._taken().size
-
-    def __repr__(self) -> str:
-        slot = self._slot
-        return (
-            "<Sample (sent)>" if slot is None else f"<Sample slot={slot.index} size={slot.size:,}>"
-        )
-
-
-_new_sample = Sample.__new__
-
-
-class _Peer:
-    """The publisher's side of one subscriber: socket, control block, wake eventfd.
-
-    Owns all three (`close()`); the publisher changes its bookkeeping under its lock.
-    """
-
-    __slots__ = (
-        "block",
-        "caps",
-        "eos",
-        "held",
-        "name",
-        "pending",
-        "releases",
-        "ring",
-        "sock",
-        "wake",
-        "words",
-    )
-
-    def __init__(self, sock: socket.socket, pid: int, slots: int, service: str) -> None:
-        self.sock = sock
-        self.name = f"subscriber pid {pid}"
-        self.held = [0] * slots  # sent, not yet released, per slot (0 or 1)
-        self.pending = 0  # sum(held)
-        self.caps: str | None = None  # caps text of the last buffer sent to it
-        self.eos = False  # EOS sent, and no buffer since
-        self.wake = -1
-        self.block = ControlBlock.create(slots, name=f"ipc-ctl:{service}")
-        try:
-            self.wake = os.eventfd(0, _EFD_FLAGS)
-        except BaseException:
-            self.block.close()
-            raise
-        self.words = self.block.words
-        self.ring = DescriptorWriter(self.block)
-        self.releases = ReleaseReader(self.block)
-
-    def close(self) -> None:
-        """Close the socket, unmap the control block, close the eventfd. Idempotent."""
-        self.sock.close()
-        self.block.close()
-        wake, self.wake = self.wake, -1
-        if wake >= 0:
-            os.close(wake)
-
-
-def _close_publisher(
-    thread: threading.Thread,
-    eventfds: tuple[int, int],
-    sel: selectors.BaseSelector,
-    lsock: socket.socket,
-    peers: dict[int, _Peer],
-) -> None:
-    """Finalizer net for a forgotten Publisher: the thread stops when `stop` fires."""
-    stop, wake = eventfds
-    if thread.is_alive():
-        os.eventfd_write(stop, 1)
-        if thread is not threading.current_thread():
-            thread.join()
+def _close_publisher(io: IoThread, wake: int, peers: dict[int, Peer]) -> None:
+    """Finalizer net for a forgotten Publisher (and the end of close())."""
+    io.close()
     for peer in list(peers.values()):
         peer.close()
     peers.clear()
-    sel.close()
-    lsock.close()
-    os.close(stop)
     os.close(wake)
 
 
@@ -209,15 +72,19 @@ class Publisher:
     Args:
         service: the name subscribers connect to (per uid; 1-64 characters).
         slot_size, slots: the pool geometry.
-        leaky: send() skips a subscriber that holds half the pool or more, instead of
-            letting it pin every slot; skipped buffers are counted in `dropped`.
+        leaky: never wait long for one subscriber: one that holds half the pool and
+            releases nothing within `grace` seconds misses buffers (counted in `dropped`)
+            until it catches up; see the module docstring for the exact rule.
         spin: seconds loan() polls for a returning slot, when the pool is empty, before
             it sleeps (0: sleep at once); after the first 20 us each poll yields the CPU
             (DEFAULT_SPIN says why).
+        grace: with `leaky`, how long send() waits for a subscriber holding half the pool.
+        allowed_uids: the uids whose subscribers are served (SO_PEERCRED); None: ours.
 
     Raises:
-        ValueError: a bad service name or geometry.
-        OSError: the service is already published (EADDRINUSE), or another OS refusal.
+        ValueError: a bad service name, geometry, grace or uid.
+        OSError: the service is already published (EADDRINUSE; the message names the
+            process holding the name where /proc shows it), or another OS refusal.
     """
 
     def __init__(
@@ -228,71 +95,78 @@ class Publisher:
         slots: int = 16,
         leaky: bool = False,
         spin: float = DEFAULT_SPIN,
+        grace: float = LEAKY_GRACE,
+        allowed_uids: Iterable[int] | None = None,
     ) -> None:
-        name = address(service)
+        address(service)  # checks the name before anything is made
         if not 0 < slots <= MAX_SLOTS:
             raise ValueError(f"publisher {service!r}: slots must be 1 to {MAX_SLOTS}, got {slots}")
+        if not (isinstance(grace, int | float) and math.isfinite(grace) and grace >= 0):
+            raise ValueError(f"publisher {service!r}: grace must be seconds >= 0, got {grace!r}")
+        self._trust = Trust.of(allowed_uids)
         self._service = service
-        # send() skips a subscriber holding `_limit` slots: half the pool when leaky.
-        self._limit = max(1, slots // 2) if leaky else MAX_SLOTS + 1
+        self._leaky = leaky
+        self._share = Share(slots, leaky=leaky, unlimited=MAX_SLOTS + 1)
+        self._grace = float(grace)
         self._spin = max(spin, 0.0)
-        self._pool = SlotPool(slot_size, slots, name=f"ipc:{service}")
-        self._slot_size = self._pool.slot_size
-        lsock = sel = None
-        stop = wake = -1
+        self._pool = pool = SlotPool(slot_size, slots, name=f"ipc:{service}")
+        self._slot_size = pool.slot_size
+        self._slices: tuple[SlotArray, ...] = ()
+        io: IoThread | None = None
+        wake = -1
         try:
-            segment = self._pool.segment
+            segment = pool.segment
             assert isinstance(segment, MemfdSegment)
             segment.seal(shrink=True, grow=True)
             self._fd = segment.fd
             lsock = socket.socket(socket.AF_UNIX, socket.SOCK_SEQPACKET | socket.SOCK_CLOEXEC)
-            lsock.bind(name)
-            lsock.listen(16)
-            lsock.setblocking(False)
-            stop = os.eventfd(0, _EFD_FLAGS)
-            wake = os.eventfd(0, _EFD_FLAGS)
-            sel = selectors.DefaultSelector()
-            sel.register(lsock, selectors.EVENT_READ, None)
-            sel.register(stop, selectors.EVENT_READ, None)
+            try:
+                bind(lsock, service)
+                lsock.listen(16)
+                lsock.setblocking(False)
+            except BaseException:
+                lsock.close()
+                raise
+            io = IoThread(
+                f"parallax:ipc:{service}",
+                lsock,  # the IoThread owns it from here on
+                accepted=self._accept,
+                readable=self._read,
+                failed=self._io_failed,
+            )
+            wake = os.eventfd(0, EFD_FLAGS)
+            self._hello = encode_hello(Hello(slots, pool.slot_size, segment.size, pool.offsets))
+            self._slices = slot_arrays(segment.mmap, pool.offsets, pool.slot_size)
+            self._io, self._wake = io, wake
+            self._wake_poll = select.poll()
+            self._wake_poll.register(wake, select.POLLIN)
+            self._lock = threading.Lock()  # peers and slot bookkeeping; never held across a wait
+            self._changed = threading.Condition(self._lock)  # a subscriber came or went
+            self._peers: dict[int, Peer] = {}  # by socket fd
+            self._targets: tuple[Peer, ...] = ()  # the same peers, for the hot path
+            self._sent: list[Slot | None] = [None] * slots  # the loan, while anyone holds it
+            self._refs = [0] * slots  # holders of each sent slot
+            # Slots back from every subscriber, kept as loans for the next loan(): a Slot
+            # made and dropped per buffer (SlotPool.try_loan, Slot.__del__) costs 0.2 us more.
+            self._spare: list[Slot] = []
+            self._waiters = 0  # calls asleep on `wake` (loan(), a leaky send())
+            self._caps_key: Caps | None = None  # send()'s cache of the last caps' text
+            self._caps_text: str | None = None
+            self._caps_raw = b""
+            self._errors: collections.deque[BrokenError] = collections.deque(maxlen=64)
+            self._closed = False
+            self.dropped = 0
+            io.start()
         except BaseException:
-            for res in (sel, lsock):
-                if res is not None:
-                    res.close()
-            for fd in (stop, wake):
-                if fd >= 0:
-                    os.close(fd)
-            self._pool.close()
+            # A failed constructor leaks nothing, at once (not when `self` is collected).
+            if io is not None:
+                io.close()
+            if wake >= 0:
+                os.close(wake)
+            self._slices = ()  # our views of the pool, before it closes
+            pool.close()
             raise
-        self._lsock, self._stop, self._wake, self._sel = lsock, stop, wake, sel
-        whole = np.frombuffer(segment.mmap, np.uint8)
-        self._slices = tuple(whole[o : o + slot_size] for o in self._pool._offsets)
-        self._wake_poll = select.poll()
-        self._wake_poll.register(wake, select.POLLIN)
-        self._lock = threading.Lock()  # peers and slot bookkeeping; never held across a wait
-        self._changed = threading.Condition(self._lock)  # a subscriber came or went
-        self._peers: dict[int, _Peer] = {}  # by socket fd
-        self._targets: tuple[_Peer, ...] = ()  # the same peers, for the hot path
-        self._sent: list[Slot | None] = [None] * slots  # the loan, while anyone holds it
-        self._refs = [0] * slots  # holders of each sent slot
-        # Slots back from every subscriber, kept as loans for the next loan(): a Slot made
-        # and dropped per buffer (SlotPool.try_loan, Slot.__del__) costs 0.2 us more.
-        self._spare: list[Slot] = []
-        self._waiters = 0  # loan() calls asleep on `wake`
-        self._caps_key: Caps | None = None  # send()'s cache of the last caps' text
-        self._caps_text: str | None = None
-        self._caps_raw = b""
-        self._errors: collections.deque[BrokenError] = collections.deque(maxlen=64)
-        self._closed = False
-        self.dropped = 0
-        # A daemon, so that a forgotten publisher cannot hold up interpreter exit; the
-        # finalizer (run at exit at the latest) still wakes and joins it.
-        self._thread = threading.Thread(
-            target=self._serve, name=f"parallax:ipc:{service}", daemon=True
-        )
-        self._finalizer = weakref.finalize(
-            self, _close_publisher, self._thread, (stop, wake), sel, lsock, self._peers
-        )
-        self._thread.start()
+        self._finalizer = weakref.finalize(self, _close_publisher, io, wake, self._peers)
 
     # -- the hot path -------------------------------------------------------------------
 
@@ -303,6 +177,7 @@ class Publisher:
         Raises:
             PoolExhausted: no slot came back within `timeout`.
             ClosedError: the publisher is (or gets) closed.
+            ValueError: `timeout` is negative (checked only when the pool is empty).
         """
         if self._closed:
             raise ClosedError(f"cannot loan from closed publisher {self._service!r}")
@@ -312,7 +187,7 @@ class Publisher:
         slot = spare.pop() if spare else self._pool.try_loan()  # LIFO: warm lines first
         if slot is None:
             slot = self._wait_for_slot(timeout)
-        sample = _new_sample(Sample)
+        sample = new_sample(Sample)
         sample._slot, sample._view, sample._slices = slot, None, self._slices
         return sample
 
@@ -333,6 +208,7 @@ class Publisher:
 
         The sample is consumed: do not use it or its view afterwards. Returns the number of
         subscribers it reached (0: nobody listens, and the slot is free again at once).
+        With `leaky`, it may first wait up to `grace` for a subscriber holding half the pool.
 
         Raises:
             ValueError: `size` exceeds the slot, the caps text exceeds MAX_CAPS bytes, or
@@ -351,11 +227,15 @@ class Publisher:
             raise ClosedError(f"cannot send on closed publisher {self._service!r}")
         if caps is not self._caps_key:
             self._set_caps(caps)
+        if self._leaky and self._targets:
+            self._leak_check()
+            if self._closed:
+                raise ClosedError(f"publisher {self._service!r} closed while sending")
         text, raw = self._caps_text, self._caps_raw
         index = slot.index
-        broken: list[tuple[_Peer, BaseException]] | None = None
+        broken: list[tuple[Peer, BaseException]] | None = None
         reached = 0
-        limit = self._limit
+        limit = self._share.limit
         lock = self._lock
         lock.acquire()
         try:
@@ -390,13 +270,7 @@ class Publisher:
                 # back to the pool when `slot` drops, on return.
                 self._sent[index] = slot
                 self._refs[index] = reached
-                # After publishing: the fence orders our stamp stores before the loads of
-                # the flags. A subscriber sets its flag, fences, then re-reads the stamp
-                # before it sleeps, so one of us sees the other (Dekker; _ring.py).
-                fence()
-                for peer in targets:
-                    if peer.words[SUB_SLEEPING]:
-                        os.eventfd_write(peer.wake, 1)
+                wake_sleepers(targets, SUB_SLEEPING)
         except struct.error as e:
             # The first put() packs first, so nothing was published: the sample is intact.
             raise ValueError(f"send: a metadata field is out of range: {e}") from e
@@ -415,16 +289,20 @@ class Publisher:
             raise ValueError(f"caps text is {len(raw):,} bytes; the link carries {MAX_CAPS:,}")
         self._caps_key, self._caps_text, self._caps_raw = caps, text, raw
 
-    def _wake_sleepers(self) -> None:
-        # Under self._lock, after publishing (see send()).
-        fence()
-        for peer in self._targets:
-            if peer.words[SUB_SLEEPING]:
-                os.eventfd_write(peer.wake, 1)
+    def _leak_check(self) -> None:
+        """Leaky send()'s wait for a subscriber that holds its share (`_leaky.py`)."""
+        share = self._share
+        if share.must_wait(self._targets) and self._await_release(self._room, self._grace) is None:
+            with self._lock:
+                share.give_up(self._targets)
+
+    def _room(self) -> bool | None:
+        self._reclaim()
+        return True if self._closed or self._share.has_room(self._targets) else None
 
     def _reclaim(self) -> None:
         """Take back every slot the subscribers released since the last call."""
-        broken: list[tuple[_Peer, BaseException]] | None = None
+        broken: list[tuple[Peer, BaseException]] | None = None
         lock = self._lock
         lock.acquire()
         try:
@@ -465,43 +343,50 @@ class Publisher:
         if self._refs[index] == 0:
             self._sent[index] = None
 
+    def _take_slot(self) -> Slot | None:
+        self._check_open()
+        self._reclaim()
+        return self._spare.pop() if self._spare else self._pool.try_loan()
+
     def _wait_for_slot(self, timeout: float | None) -> Slot:
         """loan()'s slow path: spin, then sleep until a subscriber releases a slot."""
         if timeout is not None and timeout < 0:
             raise ValueError(f"publisher {self._service!r}: loan timeout must be >= 0")
-        pool = self._pool
-        spin = self._spin if timeout is None else min(self._spin, timeout)
-        clock, now = time.perf_counter, time.perf_counter()
-        end, hot = now + spin, now + min(spin, HOT_SPIN)
-        while now < end:
-            self._check_open()
-            self._reclaim()
-            slot = self._spare.pop() if self._spare else pool.try_loan()
-            if slot is not None:
-                return slot
-            now = clock()
-            if now > hot:
-                os.sched_yield()
+        slot = self._await_release(self._take_slot, timeout)
+        if slot is None:
+            pool = self._pool
+            raise PoolExhausted(
+                f"publisher {self._service!r}: all {pool.slots} slots of {pool.slot_size:,} "
+                f"bytes are held (by subscribers, or by samples and their views) after "
+                f"waiting {timeout:g} s",
+                pool=pool.name,
+                slots=pool.slots,
+            )
+        return slot
+
+    def _await_release(self, take: Callable[[], T | None], timeout: float | None) -> T | None:
+        """Spin, then sleep on our wake eventfd, until `take()` (which reclaims first)
+        returns something; None after `timeout` seconds (None: no limit)."""
         deadline = None if timeout is None else time.monotonic() + timeout
+        got = spin(take, self._spin if timeout is None else min(self._spin, timeout))
+        if got is not None:
+            return got
         with self._lock:
             self._waiters += 1
         try:
             while True:
-                self._check_open()
                 self._set_sleeping(1)
                 fence()  # our flags before our loads of their stamps (see send())
-                self._reclaim()
-                slot = self._spare.pop() if self._spare else pool.try_loan()
-                if slot is not None:
-                    return slot
+                got = take()
+                if got is not None:
+                    return got
                 nap = _NAP
                 if deadline is not None:
                     nap = min(nap, deadline - time.monotonic())
                     if nap <= 0:
-                        raise pool._exhausted(f" after waiting {timeout:g} s")
+                        return None
                 if self._wake_poll.poll(nap * 1000.0):
-                    with contextlib.suppress(BlockingIOError):
-                        os.eventfd_read(self._wake)
+                    drain(self._wake)
         finally:
             self._set_sleeping(0)
             with self._lock:
@@ -525,7 +410,7 @@ class Publisher:
         self._send_eos(report=True)
 
     def _send_eos(self, *, report: bool) -> None:
-        broken: list[tuple[_Peer, BaseException]] = []
+        broken: list[tuple[Peer, BaseException]] = []
         with self._lock:
             for peer in self._targets:
                 if peer.eos:
@@ -537,69 +422,34 @@ class Publisher:
                     broken.append((peer, e))
                     continue
                 peer.eos = True
-            self._wake_sleepers()
+            wake_sleepers(self._targets, SUB_SLEEPING)
         for peer, error in broken:
             self._drop(peer, error if report else None)
 
-    # -- the I/O thread -----------------------------------------------------------------
+    # -- the I/O thread's callbacks -------------------------------------------------------
 
-    def _serve(self) -> None:
-        sel = self._sel
-        while True:
-            for key, _ in sel.select():
-                if key.fd == self._stop:
-                    return
-                if key.fileobj is self._lsock:
-                    self._accept()
-                else:
-                    self._read(key.data)
-
-    def _accept(self) -> None:
+    def _accept(self, conn: socket.socket) -> None:
         try:
-            conn, _ = self._lsock.accept()
-        except BlockingIOError:
-            return
-        try:
-            cred = conn.getsockopt(socket.SOL_SOCKET, socket.SO_PEERCRED, UCRED.size)
-        except OSError:
-            conn.close()  # gone already: nothing to serve, nothing it held
-            return
-        pid, uid, _gid = UCRED.unpack(cred)
-        if uid != os.getuid():
-            conn.close()
-            self._report(
-                BrokenError(
-                    f"publisher {self._service!r} refused pid {pid}: uid {uid} is not "
-                    f"uid {os.getuid()} (SO_PEERCRED)"
-                )
+            peer = admit(
+                conn,
+                service=self._service,
+                trust=self._trust,
+                slots=self._pool.slots,
+                hello=self._hello,
+                data_fd=self._fd,
+                publisher_wake=self._wake,
             )
+        except BrokenError as e:
+            self._report(e, e.__cause__)
             return
-        pool = self._pool
-        try:
-            peer = _Peer(conn, pid, pool.slots, self._service)
-        except OSError as e:
-            conn.close()
-            self._report(BrokenError(f"publisher {self._service!r}: cannot serve pid {pid}"), e)
-            return
-        try:
-            # Slot offsets travel in HELLO: `slots` u64s after the header.
-            offsets = struct.pack(f"<{pool.slots}Q", *pool._offsets)
-            size = pool.segment.size
-            hello = HELLO.pack(Kind.HELLO, MAGIC, VERSION, 0, pool.slots, pool.slot_size, size)
-            fds = [self._fd, peer.block.segment.fd, peer.wake, self._wake]
-            socket.send_fds(conn, [hello + offsets], fds)
-            conn.setblocking(False)
-        except OSError as e:
-            peer.close()
-            self._report(BrokenError(f"publisher {self._service!r}: {peer.name} hung up"), e)
-            return
-        with self._lock:
-            self._peers[conn.fileno()] = peer
-            self._targets = tuple(self._peers.values())
-            self._sel.register(conn, selectors.EVENT_READ, peer)
-            self._changed.notify_all()
+        if peer is not None:
+            with self._lock:
+                self._peers[peer.sock.fileno()] = peer
+                self._targets = tuple(self._peers.values())
+                self._io.watch(peer)
+                self._changed.notify_all()
 
-    def _read(self, peer: _Peer) -> None:
+    def _read(self, peer: Peer) -> None:
         # After HELLO a subscriber says one thing, BYE; anything else is a broken peer.
         try:
             data = peer.sock.recv(16)
@@ -608,14 +458,17 @@ class Publisher:
         except OSError as e:
             self._drop(peer, e)
             return
-        if data == bytes([Kind.BYE]):
+        if data == BYE:
             self._drop(peer, None)
         elif not data:
             self._drop(peer, ConnectionResetError("closed without BYE"))
         else:
             self._drop(peer, ValueError(f"unexpected message {data!r}"))
 
-    def _drop(self, peer: _Peer, error: BaseException | None) -> None:
+    def _io_failed(self, error: Exception) -> None:
+        self._report(BrokenError(f"publisher {self._service!r}: I/O thread: {error!r}"), error)
+
+    def _drop(self, peer: Peer, error: BaseException | None) -> None:
         """Forget `peer` and give back every slot it held; report it unless it said BYE."""
         with self._lock:
             fd = peer.sock.fileno()
@@ -623,8 +476,7 @@ class Publisher:
                 return
             del self._peers[fd]
             self._targets = tuple(self._peers.values())
-            with contextlib.suppress(KeyError, ValueError):
-                self._sel.unregister(peer.sock)
+            self._io.forget(peer)
             held = peer.pending
             for index, n in enumerate(peer.held):
                 for _ in range(n):
@@ -699,11 +551,10 @@ class Publisher:
             return
         self._send_eos(report=False)  # a subscriber that already left is no error now
         self._closed = True
-        os.eventfd_write(self._stop, 1)
-        self._thread.join()
+        self._io.close()
         with self._changed:
             self._changed.notify_all()
-            if self._waiters:  # wake loan() calls and let them leave before closing `wake`
+            if self._waiters:  # wake waiting calls and let them leave before closing `wake`
                 os.eventfd_write(self._wake, 1)
                 self._changed.wait_for(lambda: not self._waiters, 1.0)
         for peer in list(self._peers.values()):
