@@ -270,5 +270,6 @@ def test_fdsink_waits_on_a_full_non_blocking_pipe(pipe: Pipe) -> None:
 
 def test_fd_defaults_are_gstreamers() -> None:
     assert (FdSrc().fd, FdSrc().blocksize, FdSrc().timeout, FdSink().fd) == (0, 4096, 0, 1)
+    assert FdSink().sync is False  # GStreamer's fdsink, as its filesink, does not sync
     with pytest.raises(PropertyError, match="property 'fd' expects an int >= 0, got -1"):
         FdSink(fd=-1)
