@@ -74,6 +74,12 @@ GOOD: list[tuple[str, str, dict[str, Value]]] = [
     ("x,w=5,", "x", {"w": 5}),
     ("x;", "x", {}),
     ("application/x-rtp+xml.v2_1", "application/x-rtp+xml.v2_1", {}),
+    # the default caps feature, system memory, means what no feature means
+    ("video/x-raw(memory:SystemMemory)", "video/x-raw", {}),
+    ("video/x-raw(memory:SystemMemory),format=RGBA", "video/x-raw", {"format": "RGBA"}),
+    ("video/x-raw(memory:SystemMemory) , format = RGBA ,", "video/x-raw", {"format": "RGBA"}),
+    ("x(memory:SystemMemory,memory:SystemMemory),w=1", "x", {"w": 1}),
+    ("video/x-raw(memory:SystemMemory),memory=cuda", "video/x-raw", {"memory": "cuda"}),
 ]
 
 
@@ -217,7 +223,20 @@ BAD: list[tuple[str, str, int]] = [
     ("1x", "expected a media type name, got '1'", 1),
     ("x;ANY", "ANY must stand alone", 3),
     ("EMPTY;x", "EMPTY must stand alone", 1),
-    ("video/x-raw(memory:NVMM)", "caps features", 12),
+    # caps features: only memory:SystemMemory; each refusal quotes the feature as written
+    ("video/x-raw(memory:NVMM)", "caps feature 'memory:NVMM' is not supported", 13),
+    ("video/x-raw(memory:CUDAMemory)", "GPU memory is the field memory=cuda here", 13),
+    ("x(memory:SystemMemory,meta:GstVideoMeta)", "caps feature 'meta:GstVideoMeta'", 23),
+    ("x(memory:SystemMemory);y(meta:Foo),w=1", "caps feature 'meta:Foo'", 26),
+    ("x(ANY)", "caps features '(ANY)' are not supported", 3),
+    ("x( memory:SystemMemory )", "invalid caps feature ' memory:SystemMemory '", 3),
+    ("x(memory:System-Memory)", "invalid caps feature 'memory:System-Memory'", 3),
+    ("x(mem)", "invalid caps feature 'mem': a feature is namespace:Name", 3),
+    ("x(memory:SystemMemory,)", "invalid caps feature ''", 23),
+    ("x()", "empty caps features '()'", 2),
+    ("x(memory:SystemMemory", "unterminated caps features", 2),
+    ("x (memory:SystemMemory)", "unexpected '(' a space before it: caps features go right", 3),
+    ("x,w=1(memory:SystemMemory)", "unexpected '(' after field 'w'", 6),
     ("x,w=" + "<" * (MAX_DEPTH + 2) + ">" * (MAX_DEPTH + 2), "nested deeper than", 22),
     ("x,w=\u00e9", "expected a value, got 'é'", 5),
 ]
@@ -252,6 +271,40 @@ def test_overlong_text_is_refused_before_reading() -> None:
     with pytest.raises(ParseError, match="over the 65,536 limit") as info:
         Caps.from_string("x,s=" + "a" * MAX_LENGTH)
     assert info.value.column == 1
+
+
+def test_system_memory_feature_is_the_same_caps_as_none() -> None:
+    with_feature = Caps.from_string("video/x-raw(memory:SystemMemory),format=RGBA,width=[1,64]")
+    assert with_feature == Caps.from_string("video/x-raw,format=RGBA,width=[1,64]")
+    # str() leaves the default feature out, as gst_caps_to_string does
+    assert str(with_feature) == "video/x-raw,format=RGBA,width=[1,64]"
+    assert Caps.from_string(str(with_feature)) == with_feature
+
+
+@given(
+    st.sampled_from(["x", "video/x-raw", "tensor"]),
+    st.integers(1, 3),
+    st.sampled_from(["", ",w=1", ",format=RGBA,h=[1,8]", ";bytes", ";y(memory:SystemMemory)"]),
+)
+def test_system_memory_feature_reads_as_no_feature(name: str, times: int, rest: str) -> None:
+    text = f"{name}({','.join(['memory:SystemMemory'] * times)}){rest}"
+    caps = Caps.from_string(text)
+    assert caps == Caps.from_string(f"{name}{rest}".replace("(memory:SystemMemory)", ""))
+    assert Caps.from_string(str(caps)) == caps
+
+
+@given(st.from_regex(r"[A-Za-z]{1,8}:[A-Za-z][A-Za-z0-9]{0,8}", fullmatch=True))
+def test_any_other_feature_is_refused_naming_it(feature: str) -> None:
+    text = f"video/x-raw({feature}),format=RGBA"
+    if feature == "memory:SystemMemory":
+        assert Caps.from_string(text) == Caps.from_string("video/x-raw,format=RGBA")
+        return
+    with pytest.raises(ParseError) as info:
+        Caps.from_string(text)
+    assert (info.value.column, f"caps feature {feature!r}") == (
+        13,
+        info.value.message[: 15 + len(feature)],
+    )
 
 
 # -- any text parses or raises ParseError -------------------------------------------------

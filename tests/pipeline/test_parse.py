@@ -19,6 +19,7 @@ from hypothesis import strategies as st
 
 from parallax._errors import ParseError
 from parallax.pipeline._description import (
+    BIN_TYPES,
     BinDecl,
     Description,
     ElementDecl,
@@ -319,6 +320,33 @@ def test_bin_with_factory_name_and_properties() -> None:
     assert b.props == (Prop("async-handling", "true", 20, 35),)
 
 
+def test_bin_types_are_bin_and_pipeline() -> None:
+    d = parse("bin.( a ) ! pipeline.( b ! pipeline . ( c ) )")
+    assert [(b.factory, b.parent) for b in d.bins] == [
+        ("bin", None),
+        ("pipeline", None),
+        ("pipeline", 1),
+    ]
+    assert BIN_TYPES == ("bin", "pipeline")
+
+
+def test_unknown_bin_type_error_points_at_the_type_name() -> None:
+    e = error("fakesrc ! foo.( identity ) ! fakesink")
+    assert e.column == 11
+    assert str(e).splitlines()[1:] == [
+        "  fakesrc ! foo.( identity ) ! fakesink",
+        "            ^",
+    ]
+
+
+def test_to_launch_refuses_an_unknown_bin_type() -> None:
+    d = Description(
+        "", (ElementDecl(0, "a", None, (), 0, 0),), (BinDecl(0, "foo", None, (), 0, None),), ()
+    )
+    with pytest.raises(ValueError, match="bin 0 has type 'foo'"):
+        to_launch(d)
+
+
 def test_bin_reference_with_spaces_before_paren() -> None:
     assert parse("bin . ( a )").bins[0].factory == "bin"
     assert parse("bin . ( a )").bins[0].column == 7
@@ -585,6 +613,31 @@ ERRORS = [
     ("( fakesrc num-buffers=1) ! b", 1, "the value of 'num-buffers' at column 23 ends in ')'"),
     ("a ! ( t. ! b )  c name=t", 3, "the bin at column 5 starts with reference 't.'"),
     ("( a ! t. ) ! b  c name=t", 12, "the bin at column 1 ends with reference 't.'"),
+    # bin types: GStreamer's 'no bin "foo"', at the type name
+    ("a ! foo.( b ) ! c", 5, "no bin type 'foo' (a typed bin is 'bin.( ... )' or 'pipeline"),
+    ("a ! bins.( b )", 5, "no bin type 'bins' (did you mean 'bin.('?"),
+    ("a ! Pipeline . ( b )", 5, "did you mean 'pipeline.('?"),
+    ("a ! y.  ( b name=y )", 5, "no bin type 'y'"),  # 'y. (' is 'y.(', as in GStreamer
+    ("( a ! queue.( b ) )", 7, "no bin type 'queue'"),
+    ("foo.( name=x a ! ! b )", 1, "no bin type 'foo'"),  # the type before what is inside
+    # caps features are shown whole, as written
+    (
+        "a ! video/x-raw(memory:SystemMemory) ! video/x-raw(memory:SystemMemory) ! b",
+        40,
+        "caps filter 'video/x-raw(memory:SystemMemory)' follows another caps filter",
+    ),
+    (
+        "video/x-raw(memory:SystemMemory),format=RGBA ! b",
+        1,
+        "caps filter 'video/x-raw(memory:SystemMemory),format=RGBA' has no source element",
+    ),
+    (
+        "a ! video/x-raw(memory:SystemMemory),format=RGBA",
+        5,
+        "caps filter 'video/x-raw(memory:SystemMemory),format=RGBA' has no sink element",
+    ),
+    ("a x/y(f:g)z", 3, "caps filter 'x/y(f:g)z' has no source element"),
+    ("a ! ( b x/y(f:g) )", 9, "caps filter 'x/y(f:g)' has no source element"),
     # characters
     ("a @ b", 3, "presets"),
     ("a : b", 3, "':' (link all pads) is not supported"),
@@ -673,7 +726,6 @@ CANONICAL = [
     ("a ! y.  bin.( b name=y )", "a ! ( b name=y )"),
     ("a ! y.  bin.( b name=y ) c", "a ! ( b name=y ) c"),
     ("a ! y.  bin.( c  b name=y )", "a ! y. bin.( c b name=y )"),
-    ("a ! y.  ( b name=y )", "a ! y.( b name=y )"),
     ("a name=x ! x.", "a name=x ! x."),
 ]
 
@@ -685,6 +737,24 @@ def test_to_launch_is_canonical() -> None:
         if to_launch(parse(text)) != expected or not parse(expected).same_structure(parse(text))
     ]
     assert not wrong, "\n".join(wrong)
+
+
+CAPS_FEATURES = [
+    "a ! video/x-raw(memory:SystemMemory),format=RGBA ! b",
+    "a ! video/x-raw(memory:SystemMemory), format=RGBA, width=[1,64] ! b",
+    "a ! video/x-raw(memory:SystemMemory,meta:GstVideoMeta) ! b",
+    "a ! video/x-raw(memory:SystemMemory);video/x-raw(memory:CUDAMemory) ! b",
+    "a ! video/x-raw(ANY) ! ( b ! x/y(f:g),w=1 ! c )",
+]
+
+
+@pytest.mark.parametrize("text", CAPS_FEATURES)
+def test_caps_features_are_kept_as_written_and_printed_back(text: str) -> None:
+    d = parse(text)
+    caps = text.split(" ! ")[1]
+    assert d.links[0].caps == caps
+    assert to_launch(d) == text
+    round_trips(d)
 
 
 def test_to_launch_keeps_link_order_with_references() -> None:
@@ -814,6 +884,16 @@ CAPS = (
         st.just("bare"), st.builds("{}/raw, width={}, f=(string)x".format, IDENT, st.integers(0, 9))
     )
     | st.tuples(st.just("quoted"), VALUES.filter(lambda v: v.strip(" \t\n\r\f\v") != ""))
+    | st.tuples(  # caps features, as in 'video/x-raw(memory:SystemMemory),format=RGBA'
+        st.just("bare"),
+        st.builds(
+            "{}/{}({}){}".format,
+            IDENT,
+            IDENT,
+            st.lists(st.builds("{}:{}".format, IDENT, IDENT), min_size=1, max_size=2).map(",".join),
+            st.sampled_from(["", ",format=RGBA", ", w=[1,2]"]),
+        ),
+    )
 )
 
 
@@ -998,7 +1078,10 @@ def reference_heavy_lines(draw: st.DrawFn) -> str:
         hops = draw(st.integers(0, 4))
         for hop in range(hops + 1):
             if draw(st.integers(0, 3)) == 0:
-                words.append(draw(st.sampled_from(["(", "bin.(", f"pipeline.( k={len(words)}"])))
+                opener = draw(st.sampled_from(["(", "bin.(", f"pipeline.( k={len(words)}"]))
+                if opener == "(" and words and words[-1].endswith("."):
+                    opener = "bin.("  # 'n0. (' reads as a bin of type 'n0', as in GStreamer
+                words.append(opener)
                 depth += 1
             k = draw(st.integers(0, 3))
             if draw(st.booleans()) and k not in named:
@@ -1018,6 +1101,19 @@ def reference_heavy_lines(draw: st.DrawFn) -> str:
         words += [")"] * depth
     words += [f"d name=n{k}" for k in range(4) if k not in named]  # every reference resolves
     return " ".join(words)
+
+
+@given(IDENT | st.sampled_from([*BIN_TYPES, "bins", "Bin"]), SPACE, SPACE)
+def test_a_typed_bin_parses_only_with_a_bin_type(word: str, ws1: str, ws2: str) -> None:
+    text = f"a ! {word}{ws1}.{ws2}( b ) ! c"
+    got = outcome(text)
+    if word in BIN_TYPES:
+        assert isinstance(got, Description)
+        assert [b.factory for b in got.bins] == [word]
+        round_trips(got)
+    else:
+        assert isinstance(got, ParseError)
+        assert (got.column, got.message.split(" (")[0]) == (5, f"no bin type {word!r}")
 
 
 @given(reference_heavy_lines())

@@ -1,7 +1,8 @@
 """Caps text to structures: a sans-IO recursive-descent reader of GStreamer's caps syntax.
 
     caps       := "ANY" | "EMPTY" | "NONE" | "" | structure (";" structure)* [";"]
-    structure  := NAME ("," field)* [","]
+    structure  := NAME [features] ("," field)* [","]
+    features   := "(" FEATURE ("," FEATURE)* ")"      no spaces; FEATURE is namespace:Name
     field      := FIELD "=" value
     value      := ["(" TYPE ")"] (range | list | array | QUOTED | BARE)
     range      := "[" value "," value "]"            numbers of one kind, low < high
@@ -16,8 +17,14 @@ a string). The trailing ',' and ';' GStreamer tolerates are tolerated here too.
 Where this is stricter than gst_caps_from_string, on purpose: a repeated field is an error
 (GStreamer keeps the last), so is an empty list `{}`, and so is a one-value range `[5,5]`
 (GStreamer logs a critical: 'start < end' failed). Lists and arrays may mix kinds, which
-GStreamer refuses. Range steps (`[2,16,2]`) and caps
-features (`video/x-raw(memory:NVMM)`) are refused with a message that says so.
+GStreamer refuses. Range steps (`[2,16,2]`) are refused with a message that says so.
+
+Caps features: `video/x-raw(memory:SystemMemory)` is read as `video/x-raw`, since system
+memory is what caps without features mean (GstCapsFeatures' default, which
+gst_caps_to_string leaves out too). Any other feature (`memory:NVMM`, `memory:CUDAMemory`,
+`meta:...`, `ANY`) is refused naming it, as written; GPU memory here is the field
+`memory=cuda`, not a feature. Stricter than GStreamer, which logs a warning and goes on: a
+malformed feature name, `()`, spaces inside the parentheses or an unclosed '('.
 
 Errors are `ParseError(message, text, column)`, the column 1-based and pointing at the
 token at fault, or at the opening bracket or quote of something left unterminated. Any
@@ -56,6 +63,9 @@ MAX_LENGTH: Final = 65536
 MAX_DEPTH: Final = 16
 
 _WS: Final = " \t\r\n"
+# gst_caps_feature_name_is_valid (gstcapsfeatures.c): letters, ':', a letter, alphanumerics.
+_FEATURE: Final = re.compile(r"[A-Za-z]+:[A-Za-z][A-Za-z0-9]*")
+SYSTEM_MEMORY: Final = "memory:SystemMemory"  # GST_CAPS_FEATURE_MEMORY_SYSTEM_MEMORY
 _TYPE_NAME: Final = re.compile(r"\w+", re.ASCII)
 _QUOTED: Final = re.compile(r'"((?:[^"\\]|\\.)*)"', re.DOTALL)
 _CLOSERS: Final = {"[": "]", "{": "}", "<": ">"}
@@ -154,6 +164,8 @@ class _Reader:
         if name in RESERVED:
             raise self.error(f"{name} must stand alone, not as one of several structures", start)
         self.pos = m.end()
+        if self.peek() == "(":
+            self.features()
         fields: dict[str, Value] = {}
         field = ""
         while True:
@@ -162,8 +174,11 @@ class _Reader:
             if c in ("", ";"):
                 break
             if c == "(":
+                where = f"after field {field!r}: " if fields else "a space before it: "
                 raise self.error(
-                    "caps features such as '(memory:NVMM)' are not supported", self.pos
+                    f"unexpected '(' {where}caps features go right after the media type "
+                    f"name, as in '{name}({SYSTEM_MEMORY})'",
+                    self.pos,
                 )
             if c != ",":
                 after = f"field {field!r}" if fields else repr(name)
@@ -191,6 +206,24 @@ class _Reader:
                 raise self.error(f"duplicate field {field!r}", field_at)
             fields[field] = value
         return Structure(name, fields)
+
+    def features(self) -> None:
+        """`(feature,...)` at `pos`, right after a structure name; only the default,
+        memory:SystemMemory, is accepted, and it means what no features mean."""
+        open_at = self.pos
+        close = self.text.find(")", open_at)
+        if close < 0:
+            raise self.error("unterminated caps features: no ')' after '('", open_at)
+        if close == open_at + 1:
+            raise self.error(
+                f"empty caps features '()': write '({SYSTEM_MEMORY})' or none", open_at
+            )
+        at = open_at + 1
+        for feature in self.text[open_at + 1 : close].split(","):
+            if feature != SYSTEM_MEMORY:
+                raise self.error(_refused_feature(feature), at)
+            at += len(feature) + 1
+        self.pos = close + 1
 
     def value(self, kind: str | None, depth: int) -> Value:
         """One value; `kind` is the annotated type in force, if any."""
@@ -313,6 +346,22 @@ class _Reader:
             raise self.error(
                 f"empty range {text}: the low bound is above the high", open_at
             ) from None
+
+
+def _refused_feature(feature: str) -> str:
+    """Why caps feature `feature` (as written) is refused."""
+    if feature == "ANY":
+        return "caps features '(ANY)' are not supported"
+    if _FEATURE.fullmatch(feature) is None:
+        return (
+            f"invalid caps feature {feature!r}: a feature is namespace:Name without spaces, "
+            f"as in '{SYSTEM_MEMORY}'"
+        )
+    hint = "; GPU memory is the field memory=cuda here" if feature.startswith("memory:") else ""
+    return (
+        f"caps feature {feature!r} is not supported: only {SYSTEM_MEMORY} (the default, "
+        f"the same as none) is{hint}"
+    )
 
 
 def _describe(v: Value) -> str:

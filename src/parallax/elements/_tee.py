@@ -3,6 +3,13 @@
 Like GStreamer's tee it pushes to each src pad in turn, in the upstream thread; put a
 `queue` at the head of a branch to give it a thread of its own. A branch that signals
 EOS (its sink wants no more) is skipped; the tee signals EOS upstream when all have.
+
+Not linked, as gsttee.c: a tee with no linked src pad fails its first buffer with a
+`FlowError` naming it (GStreamer's not-linked flow return), unless
+`allow-not-linked=true`, when it drops every buffer, as GStreamer's returns GST_FLOW_OK.
+(A requested pad left unlinked is refused when the pipeline starts, so "no linked pad"
+means "no branch".) Links do not change while a pipeline plays, so the linked pads are
+taken once, when the tee starts.
 """
 
 from __future__ import annotations
@@ -19,6 +26,7 @@ from parallax.pipeline import (
     PadDirection,
     PadPresence,
     PadTemplate,
+    Property,
 )
 
 
@@ -33,15 +41,24 @@ class Tee(Element, factory="tee"):
         PadTemplate("src_%u", PadDirection.SRC, PadPresence.REQUEST, Caps.any()),
     )
 
+    allow_not_linked = Property(
+        False, doc="drop buffers when no src pad is linked, instead of failing (not-linked)"
+    )
+
     def __init__(self, name: str | None = None, **props: Any) -> None:
         super().__init__(name, **props)
         self._active: list[Pad] = []
+        self._ended = False  # every branch signalled EOS
 
     def activate(self) -> None:
         super().activate()
-        self._active = list(self.src_pads)
+        self._active = [p for p in self.src_pads if p.peer is not None]
+        self._ended = False
 
     def chain(self, buf: Buffer) -> None:
+        if not self._active:
+            self._unlinked()
+            return
         # Pad.push, unrolled for N pads: the buffer is made read-only once and each
         # branch costs a counter update and its chain call (≈ 0.2 µs), not a push.
         buf._readonly = True
@@ -54,9 +71,22 @@ class Tee(Element, factory="tee"):
             except EndOfStream:
                 self._active = [p for p in self._active if p is not pad]
                 if not self._active:
+                    self._ended = True
                     raise
             except FlowError:
                 raise
             except Exception as e:
                 peer = pad.peer.element.name if pad.peer is not None else self.name
                 raise FlowError(f"{peer}: {type(e).__name__}: {e}", element=peer) from e
+
+    def _unlinked(self) -> None:
+        """A buffer with no branch to take it: EOS again, dropped, or not-linked."""
+        if self._ended:
+            raise EndOfStream
+        if self.allow_not_linked:
+            return
+        raise FlowError(
+            f"{self.name}: not-linked: no src pad is linked (a branch starts with "
+            f"'{self.name}. ! ...'); set allow-not-linked=true to drop the buffers",
+            element=self.name,
+        )

@@ -11,8 +11,10 @@ knows the registry, property types or caps.
 from __future__ import annotations
 
 from dataclasses import dataclass, replace
+from typing import Final
 
 __all__ = [
+    "BIN_TYPES",
     "BinDecl",
     "Description",
     "ElementDecl",
@@ -21,6 +23,9 @@ __all__ = [
     "Prop",
     "strip_positions",
 ]
+
+BIN_TYPES: Final = ("bin", "pipeline")
+"""What ``type.( ... )`` may name: the bin types (GStreamer's GstBin and GstPipeline)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -50,7 +55,7 @@ class BinDecl:
     """A bin: ``( ... )`` (factory "bin") or ``factory.( ... )``, with its properties."""
 
     key: int
-    factory: str  # "bin" for plain parentheses, or the word before ".("
+    factory: str  # "bin" for plain parentheses, or the word before ".(": one of BIN_TYPES
     name: str | None
     props: tuple[Prop, ...]
     column: int  # column of "("

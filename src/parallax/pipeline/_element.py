@@ -229,13 +229,30 @@ class Element(ABC):  # noqa: B024  (no abstract method here: subclasses pick the
         raise LinkError(f"{self.name} has no pad '{name}' (pads: {names})")
 
     def request_pad(self, template: PadTemplate, name: str | None = None) -> Pad:
-        """Make a pad from a REQUEST template (`src_%u` → `src_0`, `src_1`, ...)."""
-        if name is None:
-            for i in itertools.count():
-                name = template.name.replace("%u", str(i))
-                if name not in self.pads:
-                    break
-        assert name is not None
+        """Make a pad from a REQUEST template (`src_%u` → `src_0`, `src_1`, ...).
+
+        With no `name`, or the template's own (`src_%u`, as gst_element_request_pad_simple
+        takes it), the pad takes the next index of a per-template counter that no pad has
+        yet (gsttee.c keeps such a counter): the counter only moves forward, so n requests
+        cost O(n), not O(n²).
+
+        Raises:
+            LinkError: a pad called `name` exists.
+        """
+        if name is None or name == template.name:
+            prefix, percent, suffix = template.name.partition("%u")
+            if not percent:  # a one-pad request template
+                name = template.name
+            else:
+                # Template name -> next index; made on the first request, so elements
+                # without request pads carry none.
+                counters: dict[str, int] = self.__dict__.setdefault("_request_counters", {})
+                i = counters.get(template.name, 0)
+                name = f"{prefix}{i}{suffix}"
+                while name in self.pads:
+                    i += 1
+                    name = f"{prefix}{i}{suffix}"
+                counters[template.name] = i + 1
         if name in self.pads:
             raise LinkError(f"{self.name} already has a pad '{name}'")
         return self._add_pad(name, template)

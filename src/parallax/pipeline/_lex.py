@@ -50,6 +50,7 @@ _ASSIGN_TAIL: Final = re.compile(r"[ \t\n\r\f\v]*=")  # parse.l's _assign: space
 _UNQUOTED: Final = re.compile(r"(?:\\.|[^ \t\n\r\f\v\\])*", re.DOTALL)  # parse.l's _char+
 _QUOTED: Final = {q: re.compile(rf"{q}((?:\\.|[^{q}\\])*){q}", re.DOTALL) for q in _QUOTES}
 _WORD: Final = re.compile(r"[^ \t\n\r\f\v!)]*")  # what decides "is this caps?"
+_SHOWN: Final = 80  # longer words are cut in messages; a caps filter with features fits
 _ESCAPE: Final = re.compile(r"\\(.)", re.DOTALL)
 _FOLLOW: Final = frozenset(_WS_CHARS + "!()")  # may end an element word or a reference
 _CAPS_CHARS: Final = "/,("
@@ -107,7 +108,7 @@ class Token:
     column: int
     text: str = ""  # factory, property key, reference name, pad, or bin factory
     value: str = ""  # ASSIGN: the decoded value
-    value_column: int = 0
+    value_column: int = 0  # ASSIGN: where the value starts; OPEN: where 'type.(' starts
     pad: str | None = None  # REF: the pad after the dot
     caps: str | None = None  # LINK: the caps filter it swallowed
     caps_column: int | None = None
@@ -165,7 +166,7 @@ class Lexer:
         text, word = self._text, self._text[i:e]
         b = _BINREF_TAIL.match(text, e)
         if b is not None:
-            return Token(Kind.OPEN, b.end(), word), b.end()
+            return Token(Kind.OPEN, b.end(), word, value_column=i + 1), b.end()
         a = _ASSIGN_TAIL.match(text, e)
         if a is not None:
             return self._assign(i, word, a.end() - 1)
@@ -278,7 +279,17 @@ class Lexer:
         return k, False
 
     def _word_at(self, i: int) -> str:
-        return self._text[i : _end(_WORD, self._text, i)]
+        """The word at `i` as written: up to a space, a '!' or a ')' that closes no '(' of
+        the word, so caps features stay whole (``video/x-raw(memory:SystemMemory)``)."""
+        text, n, k, depth = self._text, self._n, i, 0
+        while True:
+            e = _end(_WORD, text, k)
+            depth += text.count("(", k, e)  # _WORD stops before every ')'
+            k = e
+            if depth == 0 or k >= n or text[k] != ")":
+                return text[i:k]
+            depth -= 1
+            k += 1
 
     def _caps_like(self, word: str) -> bool:
         return word in self._caps_names or any(c in word for c in _CAPS_CHARS)
@@ -318,7 +329,7 @@ class Lexer:
         return self._error(f"invalid character {c!r}", i)
 
     def _misplaced_caps(self, word: str, i: int) -> ParseError:
-        shown = word if len(word) <= 40 else word[:37] + "..."
+        shown = word if len(word) <= _SHOWN else word[: _SHOWN - 3] + "..."
         prev = self._prev
         if prev is not None and prev.kind is Kind.LINK and prev.caps is not None:
             return self._error(
@@ -333,7 +344,7 @@ class Lexer:
         )
 
     def _no_caps_sink(self, caps: str, j: int) -> ParseError:
-        shown = caps if len(caps) <= 40 else caps[:37] + "..."
+        shown = caps if len(caps) <= _SHOWN else caps[: _SHOWN - 3] + "..."
         return self._error(
             f"caps filter {shown!r} has no sink element: a caps filter sits between two "
             "elements, as in 'a ! caps ! b'",

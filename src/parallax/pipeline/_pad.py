@@ -49,8 +49,10 @@ class PadTemplate:
     caps: Caps = Caps.any()
 
     def matches(self, pad_name: str) -> bool:
-        """Does `pad_name` fit this template (`src_3` fits `src_%u`)?"""
-        if "%u" not in self.name:
+        """Does `pad_name` fit this template (`src_3` fits `src_%u`)? The template's own
+        name fits too: asking for `src_%u` asks for a new pad from the template, as
+        gst_element_request_pad_simple takes either."""
+        if "%u" not in self.name or pad_name == self.name:
             return pad_name == self.name
         prefix, _, suffix = self.name.partition("%u")
         middle = pad_name[len(prefix) : len(pad_name) - len(suffix) or None]

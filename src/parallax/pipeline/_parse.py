@@ -28,11 +28,12 @@ Limits
 
 from __future__ import annotations
 
+import difflib
 import enum
 from dataclasses import dataclass
 
 from .._errors import ParseError
-from ._description import BinDecl, Description, ElementDecl, Endpoint, Link, Prop
+from ._description import BIN_TYPES, BinDecl, Description, ElementDecl, Endpoint, Link, Prop
 from ._lex import DEFAULT_CAPS_NAMES, Kind, Lexer, Token
 
 __all__ = ["parse"]
@@ -327,6 +328,8 @@ class _Parser:
         return key
 
     def _bin(self, tok: Token, assigns: list[Token], f: _Frame) -> int:
+        if tok.text not in BIN_TYPES:
+            raise self._error(_no_bin_type(tok.text), tok.value_column)
         name, props = self._props(assigns, "bin")
         key = len(self._bins)
         self._bins.append(BinDecl(key, tok.text, name, props, tok.column, f.bin))
@@ -374,6 +377,14 @@ class _Parser:
         assert side.element is not None
         column = self._elements[side.element].column
         return Endpoint(side.element, None if pad is None else pad.text, column)
+
+
+def _no_bin_type(word: str) -> str:
+    """Why ``word.( ... )`` is no bin: GStreamer's 'no bin "word"', with what would be."""
+    close = difflib.get_close_matches(word, BIN_TYPES, n=1)
+    hint = f"did you mean '{close[0]}.('? " if close else ""
+    kinds = " or ".join(f"'{t}.( ... )'" for t in BIN_TYPES)
+    return f"no bin type {word!r} ({hint}a typed bin is {kinds})"
 
 
 def parse(text: str, *, caps_names: frozenset[str] = DEFAULT_CAPS_NAMES) -> Description:

@@ -21,7 +21,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from ._description import Description, ElementDecl, Link, Prop
+from ._description import BIN_TYPES, Description, ElementDecl, Link, Prop
 from ._lex import DEFAULT_CAPS_NAMES, is_identifier, quote_caps, quote_value
 
 __all__ = ["to_launch"]
@@ -178,8 +178,8 @@ def to_launch(desc: Description, *, caps_names: frozenset[str] = DEFAULT_CAPS_NA
 
     Raises:
         ValueError: `desc` cannot be written: inconsistent keys, a bin without elements or
-            out of order, a link between unnamed, non-adjacent elements, a word that is
-            not an identifier, an empty caps filter.
+            out of order, a bin type not in `BIN_TYPES`, a link between unnamed,
+            non-adjacent elements, a word that is not an identifier, an empty caps filter.
     """
     _check(desc)
     els, bins = desc.elements, desc.bins
@@ -208,7 +208,9 @@ def to_launch(desc: Description, *, caps_names: frozenset[str] = DEFAULT_CAPS_NA
             depth[k] = len(open_bins)
             open_bins.append(k)
             bd = bins[k]
-            open_words.append("(" if bd.factory == "bin" else f"{_ident(bd.factory, 'bin')}.(")
+            if bd.factory not in BIN_TYPES:
+                raise ValueError(f"bin {k} has type {bd.factory!r}, not one of {BIN_TYPES}")
+            open_words.append("(" if bd.factory == "bin" else f"{bd.factory}.(")
             open_words += _decl(bd.factory, bd.name, bd.props, "bin")
         if gap.inline is not None:
             words += [")"] * closes
