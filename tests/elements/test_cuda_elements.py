@@ -429,7 +429,7 @@ def test_a_truncated_gpu_record_is_a_precise_error() -> None:
     assert not opener.wants(Buffer(MAGIC + b"rest", caps=Caps.bytes()))  # host caps
     assert not opener.wants(Buffer(b"not a record", caps=cuda_caps(None)))
     assert not opener.wants(Buffer(b"PXCU" + bytes(104), caps=cuda_caps(None)))  # a bare handle
-    with pytest.raises(FlowError, match="src0: bad GPU record: GPU buffer record: 12 bytes"):
+    with pytest.raises(FlowError, match="src0: bad GPU record: a GPU buffer record: 12 bytes"):
         opener.open(slot)
     with pytest.raises(FlowError, match=r"src0: bad GPU record: magic: expected b'PXCB'"):
         opener.open(Buffer(b"PXCU" + bytes(104), caps=cuda_caps(None)))

@@ -46,7 +46,7 @@ def test_a_buffer_record_fed_to_the_handle_decoder_is_refused_naming_its_magic()
     ) as info:
         CudaHandle.from_bytes(raw)
     assert info.value.field == "magic"
-    assert "GPU-buffer link record" in str(info.value)
+    assert "at byte 0, the magic of a GPU buffer record" in str(info.value)
 
 
 def test_a_handle_fed_to_the_record_decoder_is_refused_naming_its_magic() -> None:
@@ -56,7 +56,7 @@ def test_a_handle_fed_to_the_record_decoder_is_refused_naming_its_magic() -> Non
     ) as info:
         CudaBufferRecord.from_bytes(raw)
     assert info.value.field == "magic"
-    assert "a bare CUDA handle" in str(info.value)
+    assert "at byte 0, the magic of a CUDA handle" in str(info.value)
 
 
 def test_bad_records_name_what_is_wrong() -> None:

@@ -37,7 +37,8 @@ Layout (each module one concept; import from here):
 - ``_semaphore.py``  -- ``SharedSemaphore``, ``import_semaphore``.
 - ``_fence.py``      -- ``SharedFence``, ``import_fence``.
 
-This layer imports nothing from Parallax but ``parallax._errors``.
+This layer imports nothing from Parallax but ``parallax._errors`` and ``parallax._wire``
+(the one wire-header helper).
 """
 
 from ._cuda_buffer import CudaBuffer as CudaBuffer

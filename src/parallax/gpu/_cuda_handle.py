@@ -15,11 +15,12 @@ each have their own, and a decoder fed another record's bytes names the magic it
 from __future__ import annotations
 
 import enum
-import struct
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Final
 
-from ._errors import HandleError
+from parallax._wire import WireHeader
+
+from ._errors import HandleError, header_error
 
 if TYPE_CHECKING:
     from ._cuda_context import CudaContext
@@ -27,12 +28,9 @@ if TYPE_CHECKING:
 IPC_HANDLE_SIZE: Final = 64  # CU_IPC_HANDLE_SIZE
 MAGIC: Final = b"PXCU"
 VERSION: Final = 1
-_WIRE: Final = struct.Struct("<4sBBHIQQ16s64s")
-_KNOWN: Final = {
-    b"PXCB": "a GPU-buffer link record",
-    b"PXGH": "a Vulkan handle",
-    b"PXGS": "a sync handle",
-}
+_WIRE: Final = WireHeader(
+    "a CUDA handle", "<4sBBHIQQ16s64s", magic=MAGIC, version=VERSION, error=header_error
+)
 
 
 class HandleKind(enum.IntEnum):
@@ -88,8 +86,6 @@ class CudaHandle:
     def to_bytes(self) -> bytes:
         """Serialize (an fd travels separately, by SCM_RIGHTS)."""
         return _WIRE.pack(
-            MAGIC,
-            VERSION,
             int(self.kind),
             0,
             self.pid,
@@ -100,21 +96,11 @@ class CudaHandle:
         )
 
     @classmethod
-    def from_bytes(cls, data: bytes) -> CudaHandle:
-        """Decode `to_bytes` output; `HandleError` on anything else."""
-        magic = bytes(data[:4])
-        if len(data) >= 4 and magic != MAGIC:
-            what = _KNOWN.get(magic)
-            raise HandleError(
-                f"magic: expected {MAGIC!r} (a CUDA handle), got {magic!r}"
-                + (f" ({what})" if what else ""),
-                field="magic",
-            )
-        if len(data) != _WIRE.size:
-            raise HandleError(f"CUDA handle: {len(data)} bytes, expected {_WIRE.size}")
-        _magic, version, kind, _reserved, pid, size, alloc, uuid, ipc = _WIRE.unpack(data)
-        if version != VERSION:
-            raise HandleError(f"version: expected {VERSION}, got {version}", field="version")
+    def from_bytes(cls, data: bytes | memoryview, *, at: int = 0) -> CudaHandle:
+        """Decode `to_bytes` output; `HandleError` on anything else (another record's
+        bytes are named by their magic). `at`: where `data` starts in what the caller
+        decodes (a `CudaBufferRecord`), for the byte offsets in messages."""
+        kind, _reserved, pid, size, alloc, uuid, ipc = _WIRE.unpack(data, at=at)
         try:
             hkind = HandleKind(kind)
         except ValueError as e:

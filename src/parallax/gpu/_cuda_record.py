@@ -15,16 +15,17 @@ or a handle to this one, is refused naming the magic it got.
 
 from __future__ import annotations
 
-import struct
 from dataclasses import dataclass
 from typing import Final
 
-from ._cuda_handle import MAGIC as HANDLE_MAGIC
+from parallax._wire import WireHeader
+
 from ._cuda_handle import CudaHandle
-from ._errors import HandleError
+from ._errors import HandleError, header_error
 
 MAGIC: Final = b"PXCB"
-_HEAD: Final = struct.Struct("<4sIQQ")  # magic, device ordinal, start, size; then the handle
+# magic, device ordinal, start, size (no version: the handle after it has one)
+_HEAD: Final = WireHeader("a GPU buffer record", "<4sIQQ", magic=MAGIC, error=header_error)
 _U32: Final = 1 << 32
 _U64: Final = 1 << 64
 
@@ -67,28 +68,17 @@ class CudaBufferRecord:
 
     def to_bytes(self) -> bytes:
         """Serialize: the head, then the handle."""
-        return _HEAD.pack(MAGIC, self.device, self.start, self.size) + self.handle.to_bytes()
+        return _HEAD.pack(self.device, self.start, self.size) + self.handle.to_bytes()
 
     @classmethod
     def from_bytes(cls, data: bytes | memoryview) -> CudaBufferRecord:
         """Decode `to_bytes` output; `HandleError` on anything else (a wrong magic is
         named, and the handle's own errors name its field)."""
-        raw = bytes(data)
-        magic = raw[:4]
-        if len(raw) >= 4 and magic != MAGIC:
-            hint = " (a bare CUDA handle, not a buffer record)" if magic == HANDLE_MAGIC else ""
-            raise HandleError(
-                f"magic: expected {MAGIC!r} (a GPU buffer record), got {magic!r}{hint}",
-                field="magic",
-            )
-        if len(raw) < _HEAD.size:
-            raise HandleError(
-                f"GPU buffer record: {len(raw)} bytes, expected {_HEAD.size} + a CUDA handle"
-            )
-        _magic, device, start, size = _HEAD.unpack_from(raw)
-        return cls(device, start, size, CudaHandle.from_bytes(raw[_HEAD.size :]))
+        view = memoryview(data)
+        device, start, size = _HEAD.unpack_from(view)
+        return cls(device, start, size, CudaHandle.from_bytes(view[_HEAD.size :], at=_HEAD.size))
 
     @staticmethod
     def is_record(data: bytes | memoryview) -> bool:
         """True if `data` starts with this record's magic (a cheap test, no decoding)."""
-        return bytes(data[:4]) == MAGIC
+        return _HEAD.matches(data)

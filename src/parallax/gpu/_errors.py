@@ -14,7 +14,12 @@
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 from parallax._errors import ParallaxError
+
+if TYPE_CHECKING:
+    from parallax._wire import HeaderFault
 
 
 class DescriptorError(ParallaxError, ValueError):
@@ -31,6 +36,12 @@ class HandleError(ParallaxError, ValueError):
     def __init__(self, message: str, *, field: str = "") -> None:
         super().__init__(message)
         self.field = field
+
+
+def header_error(fault: HeaderFault) -> HandleError:
+    """The `HandleError` for a handle's header that fails its checks (`parallax._wire`):
+    the helper's message, and the field (`magic`, `version` or `length`)."""
+    return HandleError(fault.message, field=fault.field)
 
 
 class VulkanError(ParallaxError, RuntimeError):

@@ -23,13 +23,16 @@ from dataclasses import dataclass
 from typing import Any, Final, TypeVar
 
 from parallax._errors import PlatformNotSupported
+from parallax._wire import WireHeader
 
 from ._descriptor import TextureDescriptor, TextureFormat, TextureUsage
-from ._errors import DescriptorError, HandleError
+from ._errors import DescriptorError, HandleError, header_error
 
 MAGIC: Final = b"PXGH"
 VERSION: Final = 1
-_HEAD: Final = struct.Struct("<4sBBBBQI16s16s")
+_HEAD: Final = WireHeader(
+    "a Vulkan handle", "<4sBBBBQI16s16s", magic=MAGIC, version=VERSION, error=header_error
+)
 _TEXTURE: Final = struct.Struct("<IIBBH")
 _BUFFER: Final = struct.Struct("<Q")
 _KIND_TEXTURE: Final = 1
@@ -131,8 +134,6 @@ class _Memory:
 
     def _head(self, kind: int) -> bytes:
         return _HEAD.pack(
-            MAGIC,
-            VERSION,
             kind,
             self.handle_type.code,
             0,
@@ -248,13 +249,7 @@ def _memory_fields(data: dict[str, Any]) -> dict[str, Any]:
 def decode_handle(data: bytes) -> ApiTextureHandle | BufferHandle:
     """Decode either kind of handle from bytes; `HandleError` on malformed input."""
     view = memoryview(data)
-    if len(view) < _HEAD.size:
-        raise HandleError(f"handle: {len(view)} bytes, expected at least {_HEAD.size}")
-    magic, version, kind, type_code, _reserved, alloc, mem_index, dev, drv = _HEAD.unpack_from(view)
-    if magic != MAGIC:
-        raise HandleError(f"magic: expected {MAGIC!r}, got {bytes(magic)!r}", field="magic")
-    if version != VERSION:
-        raise HandleError(f"version: expected {VERSION}, got {version}", field="version")
+    kind, type_code, _reserved, alloc, mem_index, dev, drv = _HEAD.unpack_from(view)
     if type_code not in _TYPE_BY_CODE:
         raise HandleError(f"handle_type: unknown code {type_code}", field="handle_type")
     fields: dict[str, Any] = {

@@ -19,16 +19,19 @@ Wire layout (little endian), version 1::
 from __future__ import annotations
 
 import enum
-import struct
 from dataclasses import dataclass
 from typing import Any, Final
 
-from ._errors import HandleError
+from parallax._wire import WireHeader
+
+from ._errors import HandleError, header_error
 from ._handle import decoded_as, rebuilt
 
 MAGIC: Final = b"PXGS"
 VERSION: Final = 1
-_WIRE: Final = struct.Struct("<4sBBBB16s16s")
+_WIRE: Final = WireHeader(
+    "a sync handle", "<4sBBBB16s16s", magic=MAGIC, version=VERSION, error=header_error
+)
 _KIND_SEMAPHORE: Final = 1
 _KIND_FENCE: Final = 2
 _FLAG_TIMELINE: Final = 1
@@ -92,8 +95,6 @@ class SemaphoreHandle:
         """Serialize (the fd travels separately, by SCM_RIGHTS)."""
         flags = _FLAG_TIMELINE if self.timeline else 0
         return _WIRE.pack(
-            MAGIC,
-            VERSION,
             _KIND_SEMAPHORE,
             self.handle_type.code,
             flags,
@@ -141,8 +142,6 @@ class FenceHandle:
     def to_bytes(self) -> bytes:
         """Serialize (the fd travels separately, by SCM_RIGHTS)."""
         return _WIRE.pack(
-            MAGIC,
-            VERSION,
             _KIND_FENCE,
             self.handle_type.code,
             0,
@@ -174,14 +173,7 @@ class FenceHandle:
 
 def decode_sync_handle(data: bytes) -> SemaphoreHandle | FenceHandle:
     """Decode a semaphore or fence handle from bytes; `HandleError` on malformed input."""
-    view = memoryview(data)
-    if len(view) != _WIRE.size:
-        raise HandleError(f"sync handle: {len(view)} bytes, expected {_WIRE.size}")
-    magic, version, kind, type_code, flags, dev, drv = _WIRE.unpack(view)
-    if magic != MAGIC:
-        raise HandleError(f"magic: expected {MAGIC!r}, got {bytes(magic)!r}", field="magic")
-    if version != VERSION:
-        raise HandleError(f"version: expected {VERSION}, got {version}", field="version")
+    kind, type_code, flags, dev, drv = _WIRE.unpack(data)
     handle_type = SyncHandleType.from_code(type_code)
     if kind == _KIND_SEMAPHORE:
         if flags & ~_FLAG_TIMELINE:
