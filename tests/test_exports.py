@@ -65,7 +65,7 @@ PINNED: dict[str, set[str]] = {
         "EventType Filter Media Message MessageType MetricsServer Pad PadDirection "
         "PadPresence PadTemplate Pipeline Property REPORT_INTERVAL Report Sink Source Stage "
         "State Tensor Text Timeline Transform UnknownElement Video WebServer parse_launch "
-        "registry run_stage sink source transform "
+        "registry run_stage sink source transform FLUSH_POLL wait_or_flush "
     ),
 }
 

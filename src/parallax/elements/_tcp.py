@@ -59,7 +59,6 @@ from parallax.pipeline import Element, MessageType
 
 DEFAULT_PORT = 4953  # GStreamer's tcpserversink/tcpclientsrc default port
 CONNECT_TIMEOUT = 5.0
-ACCEPT_POLL = 0.05  # how often a blocked accept() looks at `flushing` (seconds)
 _MIN_SLOT = 4096
 _MAX_U32 = (1 << 32) - 1
 _SEND_POLL = 0.1  # a sender blocked on a stalled client looks for kick() this often (s)

@@ -18,14 +18,13 @@ from parallax.link import (
     encode_eos,
     encode_head,
 )
-from parallax.pipeline import Media, MessageType, Property, Sink
+from parallax.pipeline import Media, MessageType, Property, Sink, wait_or_flush
 
 from ._tcp import (
     _FOREVER,
     _LINGER_RESET,
     _SEND_POLL,
     _SEND_TIMEVAL,
-    ACCEPT_POLL,
     CONNECT_TIMEOUT,
     DEFAULT_PORT,
     _listen,
@@ -116,6 +115,15 @@ def _discard_unread(sock: socket.socket) -> None:
         pass
 
 
+def _accept(listener: socket.socket, timeout: float) -> tuple[socket.socket, Any] | None:
+    """A connection within `timeout` seconds, else None (a wait for `wait_or_flush`)."""
+    listener.settimeout(timeout)
+    try:
+        return listener.accept()
+    except TimeoutError:
+        return None
+
+
 class TcpClientSink(TlsClient, Sink[Media], factory="tcpclientsink"):
     """Send buffers as STRM frames to a TCP server (a `tcpserversrc`).
 
@@ -182,9 +190,7 @@ class TcpClientSink(TlsClient, Sink[Media], factory="tcpclientsink"):
         client = self._client
         if client is not None:
             client.offer(None, _FOREVER)
-            while not client.done.wait(0.05):
-                if self.flushing:
-                    break
+            wait_or_flush(client.done.wait, lambda: self.flushing)  # all sent, or a stop
             if client.error is not None:
                 self._check(client)
         super().on_eos()
@@ -363,7 +369,6 @@ class TcpServerSink(TlsServer, Sink[Media], factory="tcpserversink"):
     def start(self) -> None:
         self._tls = self.tls_server_context()
         self._listener = _listen(self, self.host, self.port)
-        self._listener.settimeout(ACCEPT_POLL)
         self.bound_port = self._listener.getsockname()[1]
         self._eos = False
 
@@ -374,11 +379,11 @@ class TcpServerSink(TlsServer, Sink[Media], factory="tcpserversink"):
     def _accept_loop(self) -> None:
         listener = self._listener
         assert listener is not None
-        while not self.flushing:
-            try:
-                sock, addr = listener.accept()
-            except TimeoutError:
-                continue
+        while True:  # until a stop: each accept() waits at most FLUSH_POLL
+            got = wait_or_flush(lambda t: _accept(listener, t), lambda: self.flushing)
+            if got is None:
+                return
+            sock, addr = got
             handshake = None
             if self._tls is not None:
                 try:
@@ -425,9 +430,7 @@ class TcpServerSink(TlsServer, Sink[Media], factory="tcpserversink"):
             client.offer(None, 0.0)
         # Our EOS means "all sent": wait for each sender to flush (or for a stop).
         for client in clients:
-            while not client.done.wait(0.05):
-                if self.flushing:
-                    break
+            wait_or_flush(client.done.wait, lambda: self.flushing)
             if client.error is not None:
                 self.post(
                     MessageType.WARNING, text=f"{self.name}: {client.error}", error=client.error

@@ -51,7 +51,7 @@ from parallax.caps import Caps
 from parallax.pipeline import EndOfStream, Pipeline, Source
 
 from ._ray_actor import Report, ray_module, stage_actor_class
-from ._ray_src import TICK, Meta
+from ._ray_src import Meta
 
 INLINE_MAX: Final = 64 * 1024
 """Payloads up to this many bytes travel inside the push call instead of through `ray.put`
@@ -66,6 +66,7 @@ STOP_TIMEOUT: Final = 10.0
 _POLL_TIMEOUT: Final = 1.0  # seconds poll() waits for the actor's answer
 _WAIT_SLICE: Final = 1.0  # seconds the actor blocks per report call of wait()
 _DEATH_TIMEOUT: Final = 5.0  # seconds close() waits for Ray to forget the killed actor
+_DEATH_POLL: Final = 0.01  # seconds between asking Ray whether it forgot it (a local call)
 _PROTOCOL_OPTIONS: Final = frozenset({"max_restarts", "max_task_retries", "concurrency_groups"})
 
 
@@ -328,7 +329,7 @@ class RayLink:
                 ray.get_actor(self.actor_name, namespace=self._namespace)
             except ValueError:
                 return  # the control store has it dead; its worker process exits now
-            time.sleep(TICK / 5)
+            time.sleep(_DEATH_POLL)
 
     def __enter__(self) -> Self:
         return self

@@ -18,9 +18,9 @@ from collections.abc import Callable
 from typing import Any
 
 from parallax._errors import MissingExtra
-from parallax.pipeline import Message, MessageType, Pipeline, Source
+from parallax.pipeline import Message, MessageType, Pipeline, Source, wait_or_flush
 
-from ._ray_src import TICK, Meta, RaySrc
+from ._ray_src import Meta, RaySrc
 
 Report = dict[str, Any]
 
@@ -70,9 +70,10 @@ class StageActor:
         self._watcher.start()
 
     def _watch(self, pipeline: Pipeline) -> None:
-        message = None
-        while message is None and not self._stopping.is_set():
-            message = pipeline.bus.poll(MessageType.EOS | MessageType.ERROR, TICK)
+        message = wait_or_flush(
+            lambda t: pipeline.bus.poll(MessageType.EOS | MessageType.ERROR, t),
+            self._stopping.is_set,
+        )
         with self._cond:
             if message is not None:
                 if message.type is MessageType.ERROR:

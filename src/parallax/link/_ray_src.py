@@ -22,9 +22,7 @@ import numpy as np
 
 from parallax.buffer import Buffer
 from parallax.caps import Caps
-from parallax.pipeline import Media, Property, Source
-
-TICK: Final = 0.05  # seconds between checks of a stopping stage or a blocked source
+from parallax.pipeline import Media, Property, Source, wait_or_flush
 
 Meta = tuple[str | None, int, int, int, int, int, int]
 # ^ caps text (None: no caps), sequence, pts, dts, duration, offset, flags
@@ -161,15 +159,11 @@ class RaySrc(Source[Media], factory="raysrc"):
         self._inbox.close()
 
     def create(self) -> Buffer | None:
-        inbox = self._inbox
-        while self._running:
-            item = inbox.get(TICK)
-            if item is _EOS:
-                return None
-            if isinstance(item, Buffer):
-                if item.caps is None:
-                    item.caps = self.srcpad.caps
-                return item
+        item = wait_or_flush(self._inbox.get, lambda: not self._running)
+        if isinstance(item, Buffer):  # else the end of the stream, or the stage stops
+            if item.caps is None:
+                item.caps = self.srcpad.caps
+            return item
         return None
 
     def deactivate(self) -> None:

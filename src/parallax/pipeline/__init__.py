@@ -11,6 +11,7 @@ Layout:
     _async.py     `AsyncSource` (asyncio producers)
     _func.py      `@transform`, `@sink`, `@source`: elements from functions
     _alloc.py     `BufferAllocator`: sources' buffers, loaned from shared-memory pools
+    _poll.py      `FLUSH_POLL`, `wait_or_flush`: how a blocked wait notices a stop
     _registry.py  factory names → classes, from entry points (`parallax.elements`)
     _lex.py       the gst-launch tokens and quoting rules (pure)
     _description.py  what a launch line describes: elements, bins, links (pure)
@@ -60,6 +61,8 @@ from ._pad import PadDirection as PadDirection
 from ._pad import PadPresence as PadPresence
 from ._pad import PadTemplate as PadTemplate
 from ._pipeline import Pipeline as Pipeline
+from ._poll import FLUSH_POLL as FLUSH_POLL
+from ._poll import wait_or_flush as wait_or_flush
 from ._props import Property as Property
 from ._registry import UnknownElement as UnknownElement
 from ._stage import REPORT_INTERVAL as REPORT_INTERVAL
@@ -70,6 +73,7 @@ from ._stage import run_stage as run_stage
 from ._web import WebServer as WebServer
 
 __all__ = [
+    "FLUSH_POLL",
     "REPORT_INTERVAL",
     "AsyncSource",
     "Boundary",
@@ -111,6 +115,7 @@ __all__ = [
     "sink",
     "source",
     "transform",
+    "wait_or_flush",
 ]
 
 for _name in __all__:

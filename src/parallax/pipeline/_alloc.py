@@ -16,6 +16,8 @@ from parallax.buffer import Buffer
 from parallax.caps import Caps
 from parallax.memory import Slot, SlotPool
 
+from ._poll import wait_or_flush
+
 DEFAULT_MAX_BYTES = 256 << 20
 """Shared memory one source may pin before it waits (DESIGN.md: bounded everywhere)."""
 
@@ -63,13 +65,10 @@ class BufferAllocator:
             FlowError: the owner started flushing while we waited.
         """
         slot = self._current.try_loan()
+        if slot is None:
+            slot = self._any_free()
         if slot is not None:
             return slot
-        for pool in self._pools:
-            slot = pool.try_loan()
-            if slot is not None:
-                self._current = pool
-                return slot
         if self._total < self._max_slots:
             more = min(self._total, self._max_slots - self._total)
             pool = SlotPool(self.slot_size, more, name=f"{self.name}.pool{len(self._pools)}")
@@ -77,16 +76,28 @@ class BufferAllocator:
             self._total += more
             self._current = pool
             return self.slot()
-        while not self._flushing():
-            try:
-                return self._current.loan(timeout=0.05)
-            except PoolExhausted:
-                for pool in self._pools:
-                    slot = pool.try_loan()
-                    if slot is not None:
-                        self._current = pool
-                        return slot
-        raise FlowError(f"{self.name}: stopped while waiting for a free buffer", element=self.name)
+        slot = wait_or_flush(self._returned, self._flushing)
+        if slot is None:
+            raise FlowError(
+                f"{self.name}: stopped while waiting for a free buffer", element=self.name
+            )
+        return slot
+
+    def _any_free(self) -> Slot | None:
+        """A free slot of any pool (the one it came from becomes the current pool)."""
+        for pool in self._pools:
+            slot = pool.try_loan()
+            if slot is not None:
+                self._current = pool
+                return slot
+        return None
+
+    def _returned(self, timeout: float) -> Slot | None:
+        """A slot returned within `timeout` s: to the current pool, else to any other."""
+        try:
+            return self._current.loan(timeout=timeout)
+        except PoolExhausted:
+            return self._any_free()
 
     def buffer(
         self, size: int | None = None, caps: Caps | None = None, sequence: int = 0

@@ -24,6 +24,7 @@ from ._bus import Bus, Message, MessageType
 from ._clock import Clock, Timeline
 from ._element import Element, Media, Source, State
 from ._pad import Pad, PadDirection
+from ._poll import FLUSH_POLL
 from ._stage import Boundary, split
 from ._tracing import span
 
@@ -478,7 +479,7 @@ class Pipeline:
             self.play()
         try:
             while True:
-                buf = pull(0.05)
+                buf = pull(FLUSH_POLL)  # between pulls: the bus's errors, EOS, `timeout`
                 if buf is not None:
                     yield buf
                     continue
@@ -488,7 +489,7 @@ class Pipeline:
                 if getattr(sink, "is_eos", False):
                     return
                 if timeout is not None:
-                    timeout -= 0.05
+                    timeout -= FLUSH_POLL
                     if timeout <= 0:
                         raise TimeoutError(f"{self.name}: no buffer from {name}")
         finally:
