@@ -26,7 +26,7 @@ from typing import Any
 from parallax._errors import FlowError, StateError
 from parallax.buffer import Buffer
 from parallax.caps import Caps
-from parallax.pipeline import Media, Pad, Property, Sink, Source, State
+from parallax.pipeline import FLUSH_POLL, Media, Pad, Property, Sink, Source, State
 
 _EOS = object()
 
@@ -149,7 +149,7 @@ class AppSrc(Source[Media], factory="appsrc"):
             while not self._items:
                 if not self._running:
                     return None
-                self._cond.wait(0.05)
+                self._cond.wait(FLUSH_POLL)
             item = self._take()
             self._cond.notify_all()
         if item is _EOS:

@@ -49,7 +49,16 @@ from parallax.gpu import (
     HostRegistration,
 )
 from parallax.memory import Segment, Slot
-from parallax.pipeline import BufferAllocator, Event, EventType, Media, Pad, Property, Transform
+from parallax.pipeline import (
+    FLUSH_POLL,
+    BufferAllocator,
+    Event,
+    EventType,
+    Media,
+    Pad,
+    Property,
+    Transform,
+)
 
 from ._cuda_caps import cuda_caps, cuda_memory, host_caps
 from ._cuda_staging import Copier, Staging, host_address
@@ -220,7 +229,7 @@ class CudaUpload(_CudaTransform, factory="cudaupload"):
             if pool is not None:
                 pool.close()
             pool = self._pool = CudaPool(ctx, max(n, 1), self.pool_slots)
-        memory, event = pool.loan(self.name, lambda: self.flushing)
+        memory, event = pool.loan(self.name, lambda: self.flushing, poll=FLUSH_POLL)
         try:
             self._upload(buf, memory, event)
         except BaseException:

@@ -6,7 +6,7 @@ memory — the same one GStreamer's filesrc makes. `filesrc mmap=true` maps a re
 and pushes read-only windows of the mapping instead: no copy at all. Anything else — a
 pipe, a FIFO, a socket, a character device (a terminal, `/dev/stdin` on a pipe) — cannot
 seek: `preadv` fails there with ESPIPE ("Illegal seek"). Such an fd is read in order with
-`os.readv`, after a `poll()` that wakes every `POLL_INTERVAL` to look at `flushing`, so
+`os.readv`, after a `poll()` that wakes every `FLUSH_POLL` to look at `flushing`, so
 stopping the pipeline is never stuck behind a read that no writer will ever satisfy
 (GStreamer's fdsrc waits in a cancellable `gst_poll_wait` for the same reason). The kind
 of file is decided once, at start, from `fstat`.
@@ -33,11 +33,7 @@ from parallax._errors import FlowError, PropertyError
 from parallax.buffer import Buffer
 from parallax.caps import Caps
 from parallax.memory import FileSegment
-from parallax.pipeline import BufferAllocator, Bytes, Property, Sink, Source
-
-POLL_INTERVAL: Final = 0.05
-"""Seconds between looks at `flushing` while a read or write waits on its fd (the same
-interval the other waiting loops here use)."""
+from parallax.pipeline import FLUSH_POLL, BufferAllocator, Bytes, Property, Sink, Source
 
 _READABLE: Final = select.POLLIN | select.POLLPRI
 _TRANSIENT_RETRY: Final = 0.010  # s between retries after EACCES (GStreamer's g_usleep(10000))
@@ -80,7 +76,7 @@ def wait_fd(
     """
     deadline = time.monotonic() + timeout if timeout > 0 else None
     while not flushing():
-        wait = POLL_INTERVAL
+        wait = FLUSH_POLL
         if deadline is not None:
             wait = max(min(wait, deadline - time.monotonic()), 0.0)
         if poller.poll(wait * 1000):

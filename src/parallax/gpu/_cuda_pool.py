@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import queue
 from collections.abc import Callable
-from typing import Final
 
 from parallax._errors import FlowError
 
@@ -23,8 +22,6 @@ from ._cuda_buffer import CudaBuffer
 from ._cuda_context import CudaContext
 from ._cuda_host import CudaEvent
 from ._cuda_memory import DeviceMemory
-
-POLL: Final = 0.05  # seconds between checks of `flushing()` while waiting for a return
 
 
 class CudaPool:
@@ -55,13 +52,17 @@ class CudaPool:
         """Slots allocated so far (free and on loan), at most `slots`."""
         return self._made
 
-    def loan(self, name: str, flushing: Callable[[], bool]) -> tuple[CudaBuffer, CudaEvent]:
+    def loan(
+        self, name: str, flushing: Callable[[], bool], *, poll: float = 0.05
+    ) -> tuple[CudaBuffer, CudaEvent]:
         """A free slot: a returned one, a new one while fewer than `slots` exist, or one
         returned while waiting.
 
         Args:
             name: the element asking, for the error message.
             flushing: polled while waiting; once it returns True the wait ends.
+            poll: seconds between looks at `flushing` (elements pass the pipeline's
+                `FLUSH_POLL`; this layer sits below the pipeline and cannot import it).
 
         Raises:
             FlowError: `flushing()` turned true while waiting for a return.
@@ -82,7 +83,7 @@ class CudaPool:
             return memory, event
         while not flushing():
             try:
-                return self._free.get(timeout=POLL)
+                return self._free.get(timeout=poll)
             except queue.Empty:
                 continue
         raise FlowError(f"{name}: stopped while waiting for a free GPU buffer", element=name)
