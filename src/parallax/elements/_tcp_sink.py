@@ -138,6 +138,9 @@ class TcpClientSink(TlsClient, Sink[Media], factory="tcpclientsink"):
     host = Property("127.0.0.1", doc="host to connect to")
     port = Property(DEFAULT_PORT, doc="TCP port to connect to", minimum=1, maximum=65535)
     max_queue = Property(4, doc="frames queued for the sender thread", minimum=1)
+    sync = Property(
+        True, doc="send each buffer when the running time reaches its pts (GStreamer's default)"
+    )
 
     def __init__(self, name: str | None = None, **props: Any) -> None:
         super().__init__(name, **props)
@@ -343,6 +346,9 @@ class TcpServerSink(TlsServer, Sink[Media], factory="tcpserversink"):
         DEFAULT_PORT, doc="TCP port to listen on (0: any free port)", minimum=0, maximum=65535
     )
     max_queue = Property(16, doc="frames queued per client", minimum=1)
+    sync = Property(
+        True, doc="send each buffer when the running time reaches its pts (GStreamer's default)"
+    )
     client_timeout = Property(
         1.0,
         doc="seconds a buffer waits for room in a full client queue; then that client "
