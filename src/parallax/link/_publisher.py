@@ -43,7 +43,7 @@ from ._ring import EOS_SLOT, MAX_CAPS, NO_CAPS, PUB_SLEEPING, SUB_SLEEPING, fenc
 from ._sample import Sample, SlotArray, new_sample, slot_arrays
 from ._serve import IoThread
 from ._service import Trust, address, bind
-from ._wake import DEFAULT_SPIN, drain, spin, wake_sleepers
+from ._wake import DEFAULT_SPIN, drain, spin, wake_if_sleeping
 
 log = logging.getLogger("parallax.link")
 
@@ -270,7 +270,9 @@ class Publisher:
                 # back to the pool when `slot` drops, on return.
                 self._sent[index] = slot
                 self._refs[index] = reached
-                wake_sleepers(targets, SUB_SLEEPING)
+                fence()  # our stamps before the loads of their flags (_wake.py)
+                for peer in targets:
+                    wake_if_sleeping(peer.words, SUB_SLEEPING, peer.wake)
         except struct.error as e:
             # The first put() packs first, so nothing was published: the sample is intact.
             raise ValueError(f"send: a metadata field is out of range: {e}") from e
@@ -422,7 +424,9 @@ class Publisher:
                     broken.append((peer, e))
                     continue
                 peer.eos = True
-            wake_sleepers(self._targets, SUB_SLEEPING)
+            fence()
+            for peer in self._targets:
+                wake_if_sleeping(peer.words, SUB_SLEEPING, peer.wake)
         for peer, error in broken:
             self._drop(peer, error if report else None)
 

@@ -19,13 +19,13 @@ from __future__ import annotations
 import collections
 import os
 import threading
-from collections.abc import Callable, Iterable
+from collections.abc import Callable
 
 from parallax.memory import loan_view
 
-from ._ring import PUB_SLEEPING, ControlBlock, ReleaseWriter, Words
+from ._ring import PUB_SLEEPING, ControlBlock, ReleaseWriter, Words, fence
 from ._sample import SlotArray
-from ._wake import Sleeper, wake_sleepers
+from ._wake import wake_if_sleeping
 
 
 class Releaser:
@@ -54,7 +54,8 @@ class Releaser:
     def release(
         self,
         index: int,
-        _wake: Callable[[Iterable[Sleeper], int], None] = wake_sleepers,
+        _fence: Callable[[], None] = fence,
+        _wake: Callable[[Words, int, int], None] = wake_if_sleeping,
         _flag: int = PUB_SLEEPING,
     ) -> None:
         """Give slot `index` back. Called from finalizers, in any thread: never blocks,
@@ -68,9 +69,10 @@ class Releaser:
             try:
                 if self.backlog or self.closed or not self.releases.push(index):
                     self.backlog.append(index)
-                    self._flush(_wake, _flag)
+                    self._flush(_fence, _wake, _flag)
                 else:
-                    _wake((self,), _flag)
+                    _fence()  # our stamp store before the load of the publisher's flag
+                    _wake(self.words, _flag, self.wake)
             finally:
                 lock.release()
         else:
@@ -80,7 +82,7 @@ class Releaser:
         backlog = self.backlog
         while backlog and lock.acquire(False):
             try:
-                moved = self._flush(_wake, _flag)
+                moved = self._flush(_fence, _wake, _flag)
             finally:
                 lock.release()
             if not moved:
@@ -89,9 +91,11 @@ class Releaser:
     def flush(self) -> None:
         """Push the backlog (receive()'s thread; may wait for the lock briefly)."""
         with self.lock:
-            self._flush(wake_sleepers, PUB_SLEEPING)
+            self._flush(fence, wake_if_sleeping, PUB_SLEEPING)
 
-    def _flush(self, wake: Callable[[Iterable[Sleeper], int], None], flag: int) -> int:
+    def _flush(
+        self, fence: Callable[[], None], wake: Callable[[Words, int, int], None], flag: int
+    ) -> int:
         # Under self.lock.
         backlog = self.backlog
         if self.closed:
@@ -99,7 +103,8 @@ class Releaser:
             return 0
         moved = self.releases.push_all(backlog)
         if moved:
-            wake((self,), flag)
+            fence()  # our stamp stores before the load of the publisher's flag
+            wake(self.words, flag, self.wake)
         return moved
 
     def close(self) -> None:

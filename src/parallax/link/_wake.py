@@ -1,13 +1,13 @@
 """Waiting and waking across the shared-memory link: spin first, sleep last, wake a sleeper.
 
 Operations: `spin()` (a side that finds nothing: an empty descriptor ring, an empty pool,
-a subscriber with no room), `wake_sleepers()` (a side that just published: descriptors,
+a subscriber with no room), `wake_if_sleeping()` (a side that just published: descriptors,
 releases), `drain()` (a woken side empties its eventfd).
 
 Plan: a side that finds nothing to do spins for a while (`spin()`); one that finds nothing
 still sets its sleeping flag in the control block, fences, looks once more, and sleeps in
 poll() on its wake eventfd. The other side publishes, fences (`_ring.fence`), and writes
-that eventfd only if the flag is set (`wake_sleepers`): Dekker's handshake, in which one
+that eventfd only if the flag is set (`wake_if_sleeping`): Dekker's handshake, in which one
 of the two always sees the other, so no wake-up is lost and no syscall is made while both
 are awake. The sleep loops themselves stay with their owners (`Subscriber._wait`,
 `Publisher._await_release`): what they poll and what ends them differ.
@@ -17,10 +17,10 @@ from __future__ import annotations
 
 import os
 import time
-from collections.abc import Callable, Iterable
-from typing import Final, Protocol, TypeVar
+from collections.abc import Callable
+from typing import Final, TypeVar
 
-from ._ring import Words, fence
+from ._ring import Words
 
 T = TypeVar("T")
 
@@ -52,37 +52,23 @@ def spin(poll: Callable[[], T | None], seconds: float) -> T | None:
     return None
 
 
-class Sleeper(Protocol):
-    """One end the link may have to wake: its control block's words and its wake eventfd."""
-
-    @property
-    def words(self) -> Words: ...
-
-    @property
-    def wake(self) -> int: ...
-
-
-def wake_sleepers(
-    sleepers: Iterable[Sleeper],
-    flag: int,
-    _fence: Callable[[], None] = fence,
-    _write: Callable[[int, int], None] = os.eventfd_write,
+def wake_if_sleeping(
+    words: Words, flag: int, fd: int, _write: Callable[[int, int], None] = os.eventfd_write
 ) -> None:
-    """After publishing: fence, then wake each of `sleepers` whose `flag` word says it
-    sleeps (or is about to). Never blocks (the eventfds are non-blocking).
+    """Wake the other end through its eventfd `fd` if its `flag` word says it sleeps (or
+    is about to). Call it after publishing and `fence()`. Never blocks (the eventfds are
+    non-blocking).
 
-    The fence orders our stores (the entries just published) before our loads of the
-    flags; the sleeper sets its flag, fences, and looks again before it sleeps, so one of
-    us sees the other (`_ring.py`). The defaults bind what it needs, so a finalizer that
-    releases a buffer can call it while the interpreter exits and clears module globals.
+    The fence orders our stores (the entries just published) before our load of the
+    flag; the sleeper sets its flag, fences, and looks again before it sleeps, so one of
+    us sees the other (`_ring.py`). `_write` is bound as a default, so a finalizer that
+    releases a buffer can call this while the interpreter exits and clears globals.
     """
-    _fence()
-    for sleeper in sleepers:
-        if sleeper.words[flag]:
-            try:
-                _write(sleeper.wake, 1)
-            except BlockingIOError:
-                pass  # the counter is full: the sleeper has a wake-up pending anyway
+    if words[flag]:
+        try:
+            _write(fd, 1)
+        except BlockingIOError:
+            pass  # the counter is full: the sleeper has a wake-up pending anyway
 
 
 def drain(fd: int) -> None:
