@@ -1,7 +1,8 @@
 """Links: how a buffer crosses a boundary (another thread, process or machine).
 
 Layout:
-    _frame.py   the STRM frame codec (pure): `encode_head`, `FrameDecoder`, `FrameError`
+    _frame.py   the STRM frame format (pure): layout, limits, `encode_head`, `FrameError`
+    _frame_decoder.py  `FrameDecoder`: the incremental STRM stream parser (pure)
     the shared-memory process link (docs/links.md), one concept a module:
     _shm.py        the link's plan, and `Subscriber`
     _publisher.py  `Publisher`
@@ -35,7 +36,6 @@ from ._frame import NEED_DATA as NEED_DATA
 from ._frame import PREFIX as PREFIX
 from ._frame import VERSION as VERSION
 from ._frame import DeferredCrc as DeferredCrc
-from ._frame import FrameDecoder as FrameDecoder
 from ._frame import FrameEnd as FrameEnd
 from ._frame import FrameError as FrameError
 from ._frame import FrameHeader as FrameHeader
@@ -46,6 +46,7 @@ from ._frame import encode_eos as encode_eos
 from ._frame import encode_frame as encode_frame
 from ._frame import encode_head as encode_head
 from ._frame import parse_header as parse_header
+from ._frame_decoder import FrameDecoder as FrameDecoder
 from ._publisher import Publisher as Publisher
 from ._ray import LinkState as LinkState
 from ._ray import RayLink as RayLink

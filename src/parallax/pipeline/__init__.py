@@ -19,6 +19,7 @@ Layout:
     _print.py     `Description` → a canonical launch line (pure)
     _launch.py    `parse_launch`: grammar → linked pipeline
     _pipeline.py  `Pipeline`: graph, states, run/pull
+    _stop.py      what a stop reports: several failures as one error, blocked threads
     _builder.py   `Chain`: the typed builder
     _export.py    DOT and JSON
     _metrics.py   counters, timing, the Prometheus endpoint

@@ -10,8 +10,6 @@ from __future__ import annotations
 
 import itertools
 import logging
-import sys
-import sysconfig
 import threading
 from collections.abc import Iterable, Iterator
 from typing import TYPE_CHECKING, Any, Self, TypeVar
@@ -26,6 +24,7 @@ from ._element import Element, Media, Source, State
 from ._pad import Pad, PadDirection
 from ._poll import FLUSH_POLL
 from ._stage import Boundary, split
+from ._stop import describe, stop_error, where_blocked
 from ._tracing import span
 
 if TYPE_CHECKING:
@@ -239,7 +238,7 @@ class Pipeline:
                 try:
                     self._transition(self.state, down)
                 except Exception as also:
-                    error.add_note(f"stopping after it failed too: {_describe(also)}")
+                    error.add_note(f"stopping after it failed too: {describe(also)}")
                 self.state = down
 
     def _transition(self, old: State, new: State) -> None:
@@ -267,7 +266,7 @@ class Pipeline:
                     try:
                         e.stop()
                     except Exception as also:
-                        error.add_note(f"rolling back, {e.name}.stop() failed: {_describe(also)}")
+                        error.add_note(f"rolling back, {e.name}.stop() failed: {describe(also)}")
                     e.state = State.NULL
                 for name in self._placed:
                     self.elements[name].state = State.NULL
@@ -314,14 +313,14 @@ class Pipeline:
                 e.state = State.NULL
             if failures:
                 self.state = State.NULL  # every element had its stop(): nothing stays open
-                raise _stop_error(self.name, failures)
+                raise stop_error(self.name, failures)
 
     def _left_behind(self, element: Element, thread: str) -> None:
         """Report a streaming thread that did not leave within STOP_TIMEOUT (blocked in an
         element's code, which no flush reaches): a WARNING on the bus and the log."""
         text = (
             f"{element.name}: thread '{thread}' did not stop within {STOP_TIMEOUT} s"
-            f"{_where(thread)}; it is left running"
+            f"{where_blocked(thread)}; it is left running"
         )
         log.warning("%s: %s", self.name, text)
         self.post(Message(MessageType.WARNING, element.name, {"text": text, "thread": thread}))
@@ -566,45 +565,6 @@ class Pipeline:
 
 def _qualified(cls: type) -> str:
     return f"{cls.__module__}.{cls.__qualname__}"
-
-
-def _describe(error: BaseException) -> str:
-    return str(error) if isinstance(error, FlowError) else f"{type(error).__name__}: {error}"
-
-
-def _stop_error(pipeline: str, failures: list[tuple[str, Exception]]) -> Exception:
-    """The one error for the elements whose `stop()` failed: that error itself when one
-    did; else a FlowError naming each, whose `__cause__` is an ExceptionGroup of them
-    (tracebacks included), so that `except FlowError` still catches it."""
-    if len(failures) == 1:
-        return failures[0][1]
-    parts = []
-    for name, err in failures:
-        text = _describe(err)
-        parts.append(text if text.startswith(f"{name}:") else f"{name}: {text}")
-    error = FlowError(
-        f"{pipeline}: {len(failures)} elements failed to stop: " + "; ".join(parts),
-        element=failures[0][0],
-    )
-    error.__cause__ = ExceptionGroup(f"{pipeline}: stop() failed", [err for _, err in failures])
-    return error
-
-
-def _where(thread_name: str) -> str:
-    """`, blocked in fn (file:line)`: where that live thread is, in the innermost frame
-    outside the standard library (the element's code that called `Event.wait`, say)."""
-    stdlib = sysconfig.get_paths()["stdlib"]
-    for thread in threading.enumerate():
-        if thread.name == thread_name and thread.ident is not None:
-            frame = sys._current_frames().get(thread.ident)
-            while frame is not None and frame.f_back is not None:
-                if not frame.f_code.co_filename.startswith(stdlib):
-                    break
-                frame = frame.f_back
-            if frame is not None:
-                code = frame.f_code
-                return f", blocked in {code.co_name} ({code.co_filename}:{frame.f_lineno})"
-    return ""
 
 
 def _as_raisable(message: Message) -> BaseException:
