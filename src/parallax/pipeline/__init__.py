@@ -4,6 +4,7 @@ Layout:
     _props.py     typed element properties (`Property`)
     _pad.py       `Pad`, `PadTemplate`: linking and the push hot path
     _events.py    events that flow with the buffers (stream-start, caps, EOS)
+    _flow.py      `EndOfStream`: a chain function's way to end the stream, not an error
     _bus.py       `Bus`, `Message`: what the application hears
     _element.py   `Element`, `Source`, `Transform`, `Filter`, `Sink`, states, media types
     _clock.py     `Clock`, `Timeline`: clock time, base time, running time, waits
@@ -23,6 +24,7 @@ Layout:
     _builder.py   `Chain`: the typed builder
     _export.py    DOT and JSON
     _metrics.py   counters, timing, the Prometheus endpoint
+    _tracing.py   optional OpenTelemetry spans around state changes and runs
     _stage.py     `Boundary`, `Stage`: the part of a pipeline that runs elsewhere
     _httpd.py     HTTP servers a pipeline owns: addresses, the serving thread
     _view.py      `LiveView`: a running pipeline's graph, layout, rates, messages
