@@ -11,6 +11,7 @@ the producer when the consumer's last reference to its buffer drops. See docs/li
 
 from __future__ import annotations
 
+import errno
 from collections.abc import Callable
 from typing import Any
 
@@ -166,9 +167,13 @@ class IpcSink(Sink[Media], factory="ipcsink"):
                 allowed_uids=uid_list(self, "allowed-uids"),
             )
         except OSError as e:
-            raise FlowError(
-                f"{self.name}: cannot publish service {self.service!r}: {e}", element=self.name
-            ) from e
+            # EADDRINUSE's message names the service and who holds it already.
+            why = (
+                e.strerror
+                if e.errno == errno.EADDRINUSE
+                else f"cannot publish service {self.service!r}: {e}"
+            )
+            raise FlowError(f"{self.name}: {why}", element=self.name) from e
 
     def stop(self) -> None:
         pub, self._pub = self._pub, None
