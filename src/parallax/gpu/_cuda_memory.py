@@ -62,14 +62,7 @@ class DeviceMemory(_dlpack.WholeExport):
     def __cuda_array_interface__(self) -> dict[str, Any]:
         """Version 3 of Numba's CUDA Array Interface: `size` bytes, read-write, no
         stream to synchronize with (the producer synchronizes before handing over)."""
-        return {
-            "version": 3,
-            "typestr": "|u1",
-            "shape": (self.size,),
-            "strides": None,
-            "data": (self.ptr, False),
-            "stream": None,
-        }
+        return _dlpack.cuda_array_interface(self.ptr, self.size)
 
     def __dlpack_device__(self) -> tuple[int, int]:
         """DLPack device: (kDLCUDA, the context's ordinal)."""

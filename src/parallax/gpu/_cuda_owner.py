@@ -73,14 +73,7 @@ class CudaMemory(_dlpack.WholeExport):
     def __cuda_array_interface__(self) -> dict[str, Any]:
         """CUDA Array Interface v3: `size` bytes (`|u1`). The stream entry is None: wait
         on `event` first when the producer did not (cudaupload sync=false)."""
-        return {
-            "version": 3,
-            "typestr": "|u1",
-            "shape": (self.size,),
-            "strides": None,
-            "data": (self.ptr, False),
-            "stream": None,
-        }
+        return _dlpack.cuda_array_interface(self.ptr, self.size)
 
     def __dlpack_device__(self) -> tuple[int, int]:
         """DLPack device: (kDLCUDA, `device`)."""

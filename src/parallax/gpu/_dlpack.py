@@ -204,6 +204,20 @@ def to_capsule(
         raise
 
 
+def cuda_array_interface(ptr: int, size: int) -> dict[str, Any]:
+    """Version 3 of Numba's CUDA Array Interface for `size` bytes (`|u1`) at `ptr`,
+    read-write, with no stream entry: the producer orders its writes before handing over
+    (or the consumer waits on the event that came with the memory)."""
+    return {
+        "version": 3,
+        "typestr": "|u1",
+        "shape": (size,),
+        "strides": None,
+        "data": (ptr, False),
+        "stream": None,
+    }
+
+
 def wants_versioned(max_version: tuple[int, int] | None) -> bool:
     """True when the consumer's `max_version` takes a versioned capsule (major >= 1)."""
     if max_version is None:
