@@ -231,7 +231,7 @@ class _ChildProcess:
 
 
 class _RayActor:
-    """placement=ray: the stage in a Ray actor (`parallax.link._ray.RayLink`), watched
+    """placement=ray: the stage in a Ray actor (`parallax.link.RayLink`), watched
     by a thread that relays its reports."""
 
     def __init__(self, owner: ProcQueue, stage: Stage) -> None:
