@@ -53,7 +53,7 @@ PINNED: dict[str, set[str]] = {
     "parallax.link": _names(
         "CLOSED DEFAULT_MAX_CAPS DEFAULT_MAX_LENGTH DeferredCrc FAST_CRC FLAG_EOS "
         "FrameDecoder FrameEnd FrameError FrameHeader FrameStart HEADER LinkState MAGIC "
-        "MAX_CAPS META NEED_DATA PREFIX PayloadData Publisher RayLink Sample Subscriber "
+        "MAX_CAPS META NEED_DATA PREFIX Loan PayloadData Publisher RayLink Sample Subscriber "
         "VERSION crc32 encode_eos encode_frame encode_head parse_header "
     ),
     "parallax.memory": _names(

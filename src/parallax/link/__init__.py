@@ -7,7 +7,7 @@ Layout:
     _shm.py        the link's plan, and `Subscriber`
     _publisher.py  `Publisher`
     _leaky.py      leaky publishing: the rule for a subscriber that holds too much
-    _sample.py     `Sample`: a publisher's loan of a slot
+    _loan.py       `Loan`: a publisher's slot on loan, to fill and send (was `Sample`)
     _received.py   a received buffer's memory owner, and its release
     _peer.py       `Peer`: the publisher's side of one subscriber
     _serve.py      `IoThread`: the publisher's I/O thread
@@ -47,11 +47,14 @@ from ._frame import encode_frame as encode_frame
 from ._frame import encode_head as encode_head
 from ._frame import parse_header as parse_header
 from ._frame_decoder import FrameDecoder as FrameDecoder
+from ._loan import Loan as Loan
 from ._publisher import Publisher as Publisher
 from ._ray import LinkState as LinkState
 from ._ray import RayLink as RayLink
-from ._sample import Sample as Sample
 from ._shm import Subscriber as Subscriber
+
+Sample = Loan
+"""The name `Loan` had before issue 9 (GStreamer's *sample* is a buffer with its caps)."""
 
 __all__ = [
     "CLOSED",
@@ -73,6 +76,7 @@ __all__ = [
     "FrameHeader",
     "FrameStart",
     "LinkState",
+    "Loan",
     "PayloadData",
     "Publisher",
     "RayLink",
@@ -93,10 +97,10 @@ for _name in (
     "FrameHeader",
     "FrameStart",
     "LinkState",
+    "Loan",
     "PayloadData",
     "Publisher",
     "RayLink",
-    "Sample",
     "Subscriber",
     "encode_eos",
     "encode_frame",

@@ -38,9 +38,9 @@ from parallax.memory import MemfdSegment, Slot, SlotPool
 
 from ._hello import BYE, MAX_SLOTS, Hello, encode_hello
 from ._leaky import LEAKY_GRACE, Share
+from ._loan import Loan, SlotArray, new_loan, slot_arrays
 from ._peer import EFD_FLAGS, Peer, admit
 from ._ring import EOS_SLOT, MAX_CAPS, NO_CAPS, PUB_SLEEPING, SUB_SLEEPING, fence
-from ._sample import Sample, SlotArray, new_sample, slot_arrays
 from ._serve import IoThread
 from ._service import Trust, address, bind
 from ._wake import DEFAULT_SPIN, drain, spin, wake_if_sleeping
@@ -170,7 +170,7 @@ class Publisher:
 
     # -- the hot path -------------------------------------------------------------------
 
-    def loan(self, timeout: float | None = None) -> Sample:
+    def loan(self, timeout: float | None = None) -> Loan:
         """Loan a writable slot; waits for one while all are held (`timeout` seconds, or
         forever with None).
 
@@ -187,13 +187,13 @@ class Publisher:
         slot = spare.pop() if spare else self._pool.try_loan()  # LIFO: warm lines first
         if slot is None:
             slot = self._wait_for_slot(timeout)
-        sample = new_sample(Sample)
+        sample = new_loan(Loan)
         sample._slot, sample._view, sample._slices = slot, None, self._slices
         return sample
 
     def send(
         self,
-        sample: Sample,
+        sample: Loan,
         size: int | None = None,
         *,
         caps: Caps | None = None,
@@ -322,7 +322,7 @@ class Publisher:
                         refs[index] -= 1  # _unref(), inline: this runs once per buffer
                         if not refs[index]:
                             # The loan is ours again. Kept as a spare unless a view of
-                            # it lives (a Sample.view kept past send()): then it goes
+                            # it lives (a Loan.view kept past send()): then it goes
                             # back to the pool when that view does.
                             slot = sent[index]
                             sent[index] = None

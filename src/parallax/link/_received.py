@@ -23,8 +23,8 @@ from collections.abc import Callable
 
 from parallax.memory import loan_view
 
+from ._loan import SlotArray
 from ._ring import PUB_SLEEPING, ControlBlock, ReleaseWriter, Words, fence
-from ._sample import SlotArray
 from ._wake import wake_if_sleeping
 
 

@@ -8,7 +8,7 @@ Layout:
     _hello.py      HELLO and BYE, the socket's two messages (pure)
     _ring.py       the shared-memory rings of one subscriber and their memory ordering
     _wake.py       spinning, sleeping and waking a sleeper
-    _sample.py     `Sample`, a publisher's loan; the per-slot arrays of a pool's mapping
+    _loan.py       `Loan`, a publisher's loan; the per-slot arrays of a pool's mapping
     _peer.py       `Peer`, the publisher's side of one subscriber
     _serve.py      `IoThread`, the publisher's I/O thread
     _publisher.py  `Publisher`
@@ -73,9 +73,9 @@ from parallax.caps import Caps
 from parallax.memory import MemfdSegment
 
 from ._hello import BYE, HELLO_FDS, MAX_HELLO, Hello, decode_hello
+from ._loan import slot_arrays
 from ._received import Received, Releaser, new_received
 from ._ring import EOS_SLOT, NO_CAPS, SUB_SLEEPING, ControlBlock, DescriptorReader, fence
-from ._sample import slot_arrays
 from ._service import Trust, address, peer_credentials
 from ._wake import DEFAULT_SPIN, drain, spin
 

@@ -1,7 +1,7 @@
-"""`Sample`: a writable slot of a publisher's pool, on loan until it is sent.
+"""`Loan`: a writable slot of a publisher's pool, on loan until it is sent.
 
 `Publisher.loan()` makes one (no public constructor); the producer fills `view` and hands
-it to `Publisher.send()`, which consumes it. A Sample dropped unsent gives its slot back.
+it to `Publisher.send()`, which consumes it. A Loan dropped unsent gives its slot back.
 """
 
 from __future__ import annotations
@@ -21,10 +21,10 @@ def _hold(obj: object) -> None:
     """A finalizer's payload: `obj` stays referenced until the finalizer runs."""
 
 
-class Sample:
+class Loan:
     """A writable slot loaned by `Publisher.loan()`; fill `view`, then `Publisher.send()`.
 
-    Made only by `Publisher.loan()`. Dropping a Sample without sending it returns its slot.
+    Made only by `Publisher.loan()`. Dropping a Loan without sending it returns its slot.
     """
 
     __slots__ = ("_slices", "_slot", "_view")
@@ -34,7 +34,7 @@ class Sample:
     _view: memoryview | None
 
     def __init__(self, *args: object, **kwargs: object) -> None:
-        raise TypeError("Sample has no public constructor: loan one with Publisher.loan()")
+        raise TypeError("Loan has no public constructor: loan one with Publisher.loan()")
 
     @property
     def view(self) -> memoryview:
@@ -79,17 +79,15 @@ class Sample:
 
     def __repr__(self) -> str:
         slot = self._slot
-        return (
-            "<Sample (sent)>" if slot is None else f"<Sample slot={slot.index} size={slot.size:,}>"
-        )
+        return "<Loan (sent)>" if slot is None else f"<Loan slot={slot.index} size={slot.size:,}>"
 
 
-new_sample = Sample.__new__
+new_loan = Loan.__new__
 
 
 def slot_arrays(mm: mmap.mmap, offsets: tuple[int, ...], slot_size: int) -> tuple[SlotArray, ...]:
     """Per slot, a uint8 array of the pool's mapping `mm`, made once: both ends cut their
-    views from these (a Sample's, a received buffer's), 0.2 us instead of a fresh
+    views from these (a Loan's, a received buffer's), 0.2 us instead of a fresh
     `np.frombuffer` per buffer. The arrays hold a buffer export of `mm` (it cannot be
     unmapped under them): drop them before closing the mapping's owner."""
     whole = np.frombuffer(mm, np.uint8)
