@@ -106,3 +106,20 @@ def test_metadata_snapshot_and_repr() -> None:
 def test_step_slices_are_refused() -> None:
     with pytest.raises(TypeError, match="sliced"):
         Buffer(b"abcd")[::2]
+
+
+def test_owner_and_owner_offset_name_the_memory_under_a_sub_buffer() -> None:
+    data = bytearray(b"0123456789")
+    buf = Buffer(data)
+    sub = buf.sub(3, 4)
+    assert sub.owner is buf.owner
+    assert (buf.owner_offset, sub.owner_offset) == (0, 3)
+    assert bytes(sub.view) == b"3456"
+
+
+def test_copy_metadata_from_takes_times_offset_and_flags_not_sequence_or_caps() -> None:
+    src = Buffer(b"ab", sequence=9, pts=10, dts=11, duration=12, offset=13)
+    out = Buffer(b"xy", sequence=1)
+    out.copy_metadata_from(src)
+    assert (out.pts, out.dts, out.duration, out.offset) == (10, 11, 12, 13)
+    assert out.sequence == 1 and out.flags == src.flags

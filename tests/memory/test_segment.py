@@ -73,6 +73,20 @@ def test_close_with_a_live_view_is_a_state_error_and_can_be_retried() -> None:
     assert seg.closed
 
 
+def test_release_with_a_live_view_closes_now_and_unmaps_with_the_last_view() -> None:
+    seg = MemfdSegment(8192, name="released")
+    view = seg.view
+    fd = seg.fd
+    seg.release()  # no StateError: the view keeps the mapping, the segment lets go
+    assert seg.closed
+    view[0] = 7  # the mapping is still there for the view's owner
+    assert view[0] == 7
+    with pytest.raises(OSError, match="Bad file descriptor"):
+        os.fstat(fd)
+    del view
+    seg.release()  # idempotent
+
+
 def test_numpy_views_block_close_too() -> None:
     seg = HeapSegment(4096)
     arr = np.frombuffer(seg.view, np.uint8)

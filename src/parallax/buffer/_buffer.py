@@ -169,21 +169,6 @@ class Buffer:
         self.flags = flags
 
     @classmethod
-    def _wrap(cls, owner: Any, size: int, caps: Caps | None, sequence: int) -> Buffer:
-        """The per-buffer fast path for sources: no checks, no view until one is asked for."""
-        buf = cls.__new__(cls)
-        buf._owner = owner
-        buf._mem = None
-        buf._start = 0
-        buf._size = size
-        buf._readonly = False
-        buf.caps = caps
-        buf.sequence = sequence
-        buf.pts = buf.dts = buf.duration = buf.offset = CLOCK_TIME_NONE
-        buf.flags = 0
-        return buf
-
-    @classmethod
     def from_owner(  # noqa: PLR0917 (once per buffer: positional arguments are the cheapest)
         cls,
         owner: MemoryOwner,
@@ -198,7 +183,8 @@ class Buffer:
         readonly: bool = False,
     ) -> Buffer:
         """A buffer on the first `size` bytes of `owner`, every field given: the per-buffer
-        path of transports (a received slot of the shared-memory link). No checks, and no
+        path of sources and transports (a fakesrc pool slot, a received slot of the
+        shared-memory link). No checks, and no
         view until one is asked for (then `owner.view()` makes it).
 
         The caller guarantees `0 <= size <=` the owner's size; the buffer holds `owner`,
@@ -220,6 +206,17 @@ class Buffer:
         return buf
 
     # -- memory ---------------------------------------------------------------------
+
+    @property
+    def owner(self) -> Any:
+        """The memory owner: what keeps the bytes alive (a pool `Slot`, a segment, bytes,
+        a `CudaMemory`, ...). The buffer is `size` bytes from `owner_offset` of it."""
+        return self._owner
+
+    @property
+    def owner_offset(self) -> int:
+        """Where this buffer starts in its owner's memory (non-zero for a sub-buffer)."""
+        return self._start
 
     @property
     def size(self) -> int:
@@ -347,11 +344,11 @@ class Buffer:
             raise ValueError(
                 f"sub-buffer [{start}, {start + size}) is outside this {self._size}-byte buffer"
             )
-        buf = Buffer._wrap(self._owner, size, self.caps, self.sequence)
+        buf = Buffer.from_owner(self._owner, size, self.caps, self.sequence)
         buf._mem = self._mem
         buf._start = self._start + start
         buf._readonly = self._readonly
-        buf._copy_meta(self)
+        buf.copy_metadata_from(self)
         return buf
 
     def __getitem__(self, index: slice) -> Buffer:
@@ -363,10 +360,12 @@ class Buffer:
     def copy(self) -> Buffer:
         """A writable copy on fresh heap memory, with the same metadata and caps."""
         buf = Buffer(bytearray(self.view), caps=self.caps, sequence=self.sequence)
-        buf._copy_meta(self)
+        buf.copy_metadata_from(self)
         return buf
 
-    def _copy_meta(self, other: Buffer) -> None:
+    def copy_metadata_from(self, other: Buffer) -> None:
+        """Take `other`'s pts, dts, duration, offset and flags (not its sequence or caps):
+        what a transform that makes a new buffer for an old one keeps."""
         self.pts, self.dts, self.duration = other.pts, other.dts, other.duration
         self.offset, self.flags = other.offset, other.flags
 

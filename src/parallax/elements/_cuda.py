@@ -139,13 +139,13 @@ class _CudaTransform(Transform[Media, Media]):
 
 def _slot_window(buf: Buffer) -> tuple[Segment, int] | None:
     """(segment, byte offset in it) of a buffer on a pool slot; None for other memory."""
-    owner = buf._owner
+    owner = buf.owner
     if not isinstance(owner, Slot):
         return None
     pool = owner.pool
     if pool is None:
         return None
-    return pool.segment, owner.offset + buf._start
+    return pool.segment, owner.offset + buf.owner_offset
 
 
 class CudaUpload(_CudaTransform, factory="cudaupload"):
@@ -240,7 +240,7 @@ class CudaUpload(_CudaTransform, factory="cudaupload"):
             caps=self._out_caps(buf.caps),
             sequence=buf.sequence,
         )
-        out._copy_meta(buf)
+        out.copy_metadata_from(buf)
         return out
 
     def _upload(self, buf: Buffer, memory: CudaBuffer, event: CudaEvent) -> None:
@@ -336,5 +336,5 @@ class CudaDownload(_CudaTransform, factory="cudadownload"):
             self._memmove(addr, pinned.ptr, n)
             del host
             view.release()
-        out._copy_meta(buf)
+        out.copy_metadata_from(buf)
         return out

@@ -22,7 +22,7 @@ CUDA_MEMORY: Final = "cuda"
 
 def cuda_memory(buf: Buffer) -> CudaMemory | None:
     """The `CudaMemory` under `buf`, or None for a buffer in host memory."""
-    owner = buf._owner
+    owner = buf.owner
     return owner if isinstance(owner, CudaMemory) else None
 
 

@@ -179,7 +179,7 @@ class FakeSrc(Handoffs, Source[Media], factory="fakesrc"):
             return super().loop()
         # The hot path: fixed size, no fill. Same result as create(), fewer calls.
         assert self._alloc is not None
-        slot, wrap, push = self._alloc.slot, Buffer._wrap, self.srcpad.push
+        slot, wrap, push = self._alloc.slot, Buffer.from_owner, self.srcpad.push
         size, caps, limit = self.sizemax, self.srcpad.caps, self.num_buffers
         seq = self.sequence
         try:

@@ -94,7 +94,7 @@ def _close_subscriber(
         sock.send(BYE)
     sock.close()
     os.close(wake)
-    segment._discard()  # live buffers keep the mapping until the last of them goes
+    segment.release()  # live buffers keep the mapping until the last of them goes
 
 
 def _close_all(fds: list[int]) -> None:

@@ -156,7 +156,7 @@ _new_slot = Slot.__new__
 def _close_owned(segment: Segment | None) -> None:
     """Finalizer body: release the pool's own segment (tolerating live views)."""
     if segment is not None:
-        segment._discard()
+        segment.release()
 
 
 class SlotPool:

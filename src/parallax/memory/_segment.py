@@ -94,7 +94,7 @@ class Segment:
                 "Segment is a base class: make a HeapSegment, MemfdSegment, "
                 "HugePageSegment or FileSegment"
             )
-        self._mmap: mmap.mmap | None = mm  # None once closed (see _discard)
+        self._mmap: mmap.mmap | None = mm  # None once closed (see release)
         self._fd = fd
         self._size = size
         self._memory_type = memory_type
@@ -162,8 +162,9 @@ class Segment:
         probe = np.frombuffer(self.mmap, np.uint8, count=1)
         return int(probe.ctypes.data)
 
-    def _discard(self) -> None:
-        """Close without raising for live views (the owner's garbage path; see the module).
+    def release(self) -> None:
+        """Close without raising for live views (an owner's garbage path; see the module):
+        what a pool or a link does with a segment whose buffers may outlive it.
 
         Dropping our reference leaves the views as the mmap object's only owners, so the
         mapping goes exactly when the last of them does.
@@ -190,7 +191,7 @@ class Segment:
                 "still alive (memoryviews, NumPy arrays, slots, or a pool or arena built on "
                 "it); drop or close them first, then close() again"
             ) from e
-        self._discard()
+        self.release()
 
     def __enter__(self) -> Self:
         return self

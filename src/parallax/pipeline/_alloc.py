@@ -103,7 +103,9 @@ class BufferAllocator:
         self, size: int | None = None, caps: Caps | None = None, sequence: int = 0
     ) -> Buffer:
         """A writable buffer of `size` bytes (default: `slot_size`) on a fresh loan."""
-        return Buffer._wrap(self.slot(), self.slot_size if size is None else size, caps, sequence)
+        return Buffer.from_owner(
+            self.slot(), self.slot_size if size is None else size, caps, sequence
+        )
 
     def close(self) -> None:
         """Close every pool. Slots still on loan keep their memory until returned."""
