@@ -28,10 +28,10 @@ def _raw(slots: int, slot_size: int, size: int, offsets: list[int], **kw: object
 @pytest.mark.parametrize(
     ("data", "match"),
     [
-        (b"\x01PLXS", "a HELLO of 5 bytes; it has at least 32"),
+        (b"\x01PLXS", r"a HELLO: 5 bytes, expected 32 at least \(cut short at byte 5\)"),
         (_raw(1, 8, 64, [0], kind=5), r"not a HELLO \(kind 5"),
-        (_raw(1, 8, 64, [0], magic=b"PLXR"), "magic b'PLXR'"),
-        (_raw(1, 8, 64, [0], version=3), "link version 3, not ours"),
+        (_raw(1, 8, 64, [0], magic=b"PLXR"), "magic: expected b'PLXS' .*got b'PLXR' at byte 4"),
+        (_raw(1, 8, 64, [0], version=3), "version: expected 2, got 3 at byte 8"),
         (_raw(0, 8, 64, []), "a pool of 0 x 8 bytes"),
         (_raw(MAX_SLOTS + 1, 8, 1 << 20, []), "a pool of 4097 x 8 bytes"),
         (_raw(1, 0, 64, [0]), "a pool of 1 x 0 bytes"),

@@ -588,8 +588,12 @@ BAD_HELLOS = [
     pytest.param(
         {"offsets": (0, 4096)}, "slot 1 at byte 4,096 ends past the 4,096-byte", id="slot-past-end"
     ),
-    pytest.param({"magic": b"XXXX"}, "not a HELLO", id="magic"),
-    pytest.param({"version": 1}, "link version 1, not ours", id="version"),
+    pytest.param(
+        {"magic": b"XXXX"},
+        r"magic: expected b.PLXS. \(a HELLO\), got b.XXXX. at byte 4",
+        id="magic",
+    ),
+    pytest.param({"version": 1}, "version: expected 2, got 1 at byte 8", id="version"),
     pytest.param({"offsets": (0,)}, "a HELLO of 40 bytes; 2 slots make it 48", id="short"),
     pytest.param({"nfds": 3}, "sent 3 fds with HELLO, not 4", id="three-fds"),
     pytest.param({"wake": "file"}, "bad wake eventfd: it is '/dev/null'", id="wake-not-eventfd"),

@@ -19,11 +19,9 @@ from parallax._errors import BrokenError, ClosedError, FlowError, PoolExhausted,
 from parallax.buffer import Buffer
 from parallax.caps import Caps
 from parallax.link import Publisher, Subscriber
-from parallax.pipeline import Element, Media, Property, Sink, Source
+from parallax.pipeline import FLUSH_POLL, Element, Media, Property, Sink, Source
 
 from ._ipc_cuda import GpuOpener, gpu_record
-
-_POLL = 0.05  # seconds between checks for a stopping pipeline while waiting
 
 
 def _uids(text: str) -> str:
@@ -88,7 +86,7 @@ def publish(
             element=element.name,
         )
     if wait:
-        while not pub.wait_for_subscribers(1, _POLL):
+        while not pub.wait_for_subscribers(1, FLUSH_POLL):
             why = abandoned()
             if why is not None:
                 raise FlowError(f"{element.name}: {why}", element=element.name)
@@ -96,7 +94,7 @@ def publish(
                 return
     while True:
         try:
-            sample = pub.loan(_POLL)
+            sample = pub.loan(FLUSH_POLL)
             break
         except PoolExhausted:
             why = abandoned()
@@ -258,7 +256,7 @@ class IpcSrc(Source[Media], factory="ipcsrc"):
         assert sub is not None
         while self._running:
             try:
-                buf = sub.receive(_POLL)
+                buf = sub.receive(FLUSH_POLL)
             except BrokenError as e:
                 raise FlowError(f"{self.name}: {e}", element=self.name) from e
             if buf is not None:

@@ -37,6 +37,7 @@ from parallax._errors import BrokenError, ClosedError, FlowError, ParallaxError
 from parallax.buffer import Buffer
 from parallax.link import Publisher
 from parallax.pipeline import (
+    FLUSH_POLL,
     REPORT_INTERVAL,
     Boundary,
     EndOfStream,
@@ -46,7 +47,7 @@ from parallax.pipeline import (
     run_stage,
 )
 
-from ._ipc import _POLL, IpcSrc, publish
+from ._ipc import IpcSrc, publish
 
 STOP_TIMEOUT = 1.0
 """Seconds the child gets to finish after EOS when the pipeline stops, before a kill."""
@@ -271,7 +272,7 @@ class _RayActor:
         owner = self._owner
         while not owner.flushing and not owner.done:
             try:
-                self._link.send(buf, timeout=_POLL)
+                self._link.send(buf, timeout=FLUSH_POLL)
                 return
             except TimeoutError:
                 continue
@@ -286,7 +287,7 @@ class _RayActor:
         owner = self._owner
         while not owner.flushing and not owner.done:
             try:
-                self._link.send_eos(timeout=_POLL)
+                self._link.send_eos(timeout=FLUSH_POLL)
                 return
             except TimeoutError:
                 continue

@@ -24,9 +24,13 @@ import struct
 from dataclasses import dataclass
 from typing import Final
 
+from parallax._wire import WireHeader
+
 MAGIC: Final = b"PLXS"
 VERSION: Final = 2  # 1: one socket message per buffer and per release
-HELLO: Final = struct.Struct("<B3x4sHHIQQ")  # kind, magic, version, 0, slots, slot_size, size
+_HELLO: Final = WireHeader("a HELLO", "<B3x4sHHIQQ", magic=MAGIC, version=VERSION)
+"""kind, magic, version, 0, slots, slot_size, size (ValueError names what is wrong)."""
+HELLO: Final = _HELLO.struct
 HELLO_FDS: Final = 4
 
 # HELLO carries one u64 offset per slot and must fit one SEQPACKET message (< wmem_default,
@@ -58,7 +62,7 @@ class Hello:
 
 def encode_hello(hello: Hello) -> bytes:
     """The HELLO message (its fds travel beside it, by SCM_RIGHTS)."""
-    head = HELLO.pack(Kind.HELLO, MAGIC, VERSION, 0, hello.slots, hello.slot_size, hello.size)
+    head = _HELLO.pack(Kind.HELLO, 0, hello.slots, hello.slot_size, hello.size)
     return head + struct.pack(f"<{hello.slots}Q", *hello.offsets)
 
 
@@ -69,13 +73,9 @@ def decode_hello(data: bytes) -> Hello:
         ValueError: anything but a HELLO of this version whose slots all lie inside its
             segment (the message says what is wrong).
     """
-    if len(data) < HELLO.size:
-        raise ValueError(f"a HELLO of {len(data)} bytes; it has at least {HELLO.size}")
-    kind, magic, version, _, slots, slot_size, size = HELLO.unpack_from(data)
-    if kind != Kind.HELLO or magic != MAGIC:
-        raise ValueError(f"not a HELLO (kind {kind}, magic {magic!r}; expected {MAGIC!r})")
-    if version != VERSION:
-        raise ValueError(f"link version {version}, not ours ({VERSION})")
+    kind, _, slots, slot_size, size = _HELLO.unpack_from(data)  # magic, length, version
+    if kind != Kind.HELLO:
+        raise ValueError(f"not a HELLO (kind {kind} at byte 0; expected {Kind.HELLO:d})")
     if not 0 < slots <= MAX_SLOTS or slot_size <= 0:
         raise ValueError(f"a pool of {slots} x {slot_size:,} bytes (1 to {MAX_SLOTS} slots)")
     if len(data) != HELLO.size + 8 * slots:
