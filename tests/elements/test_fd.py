@@ -16,7 +16,7 @@ import pytest
 
 import parallax
 from parallax import FlowError, PropertyError
-from parallax.elements import FdSink, FdSrc
+from parallax.elements import AppSink, FdSink, FdSrc
 from parallax.pipeline import MessageType
 
 _EXE = shutil.which("parallax", path=os.path.dirname(sys.executable))
@@ -160,6 +160,24 @@ def test_fdsrc_eof_ends_the_stream_and_num_buffers_stops_it(pipe: Pipe) -> None:
     pipe.close(w)
     p = parallax.parse_launch(f"fdsrc fd={r} blocksize=4k ! appsink name=out max-buffers=0")
     assert sum(b.size for b in p.pull("out")) == 7000
+
+
+def test_send_eos_ends_an_fdsrc_waiting_on_an_idle_pipe(pipe: Pipe) -> None:
+    """`launch -e` with nothing on stdin: the wait for data gives way to EOS at once."""
+    p = parallax.parse_launch(f"fdsrc fd={pipe.r} ! appsink name=out max-buffers=0")
+    sink = p.get("out", AppSink)
+    p.play()
+    try:
+        os.write(pipe.w, b"before\n")
+        first = sink.pull(5)
+        assert first is not None and first.to_bytes() == b"before\n"
+        t0 = time.monotonic()
+        p.send_eos()
+        message = p.wait(5)
+        assert message is not None and message.type is MessageType.EOS
+        assert time.monotonic() - t0 < 1.0  # one FLUSH_POLL, not the pipe's next write
+    finally:
+        p.stop()
 
 
 def test_fdsrc_reads_a_non_blocking_fd(pipe: Pipe) -> None:

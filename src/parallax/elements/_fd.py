@@ -79,7 +79,9 @@ class FdSrc(Source[Bytes], factory="fdsrc"):
             offset=None,  # in order from the fd's own offset, which it advances, as read(2)
             fill=False,
             name=self.name,
-            flushing=lambda: self.flushing,
+            # A wait for data also ends on pause() and send_eos() (`_running` goes False):
+            # `launch -e` on a terminal or an idle pipe ends at once, losing nothing.
+            flushing=lambda: self.flushing or not self._running,
             timeout=self.timeout / 1e6,
             on_timeout=self._post_timeout,
         )

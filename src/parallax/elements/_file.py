@@ -316,7 +316,9 @@ class FileSrc(Source[Bytes], factory="filesrc"):
             offset=self.offset if seekable(mode) else None,
             fill=True,
             name=self.name,
-            flushing=lambda: self.flushing,
+            # A wait for data also ends on pause() and send_eos() (`_running` goes False):
+            # `launch -e` on a terminal or an idle pipe ends at once, losing nothing.
+            flushing=lambda: self.flushing or not self._running,
         )
 
     def _check(self, path: str) -> int:
