@@ -72,8 +72,7 @@ def main() -> int:
 
     import parallax
     from parallax.buffer import Buffer
-    from parallax.elements import AppSink, AppSrc, CudaUpload
-    from parallax.elements import cuda_memory
+    from parallax.elements import AppSink, AppSrc, CudaUpload, cuda_memory
     from parallax.pipeline import registry
 
     for cls in (AppSrc, AppSink, CudaUpload):  # entry points may not be installed

@@ -14,6 +14,8 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from parallax.buffer import Buffer
+from parallax.link import Publisher, Subscriber
+from parallax.link._received import Releaser
 from parallax.link._ring import (
     DESC_TAIL,
     MAX_CAPS,
@@ -29,8 +31,6 @@ from parallax.link._ring import (
     ReleaseReader,
     ReleaseWriter,
 )
-from parallax.link import Publisher, Subscriber
-from parallax.link._received import Releaser
 
 ACCESSORS = [
     pytest.param(False, id="memoryview"),
