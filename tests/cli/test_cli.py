@@ -31,6 +31,14 @@ def test_launch_verbose_prints_negotiated_caps() -> None:
     assert "caps = video/raw,width=4" in out
 
 
+def test_launch_verbose_prints_the_caps_a_procqueue_passes_on() -> None:
+    code, out = run(
+        "launch", "-v", "fakesrc num-buffers=1 ! video/raw,width=4 ! procqueue ! fakesink"
+    )
+    assert code == 0
+    assert "/pipeline0/procqueue0:src: caps = video/raw,width=4" in out
+
+
 def test_launch_quiet_prints_nothing() -> None:
     assert run("launch", "-q", "fakesrc num-buffers=1 ! fakesink") == (0, "")
 

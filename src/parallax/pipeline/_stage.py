@@ -332,6 +332,11 @@ class Boundary(Transform[Media, Media]):
             pad.caps = event.caps
             for src in self.src_pads:
                 src.caps = event.caps
+                # announced as a pad push would (launch -v prints it), though no event
+                # crosses here: the stage's own links negotiate over there
+                self.post(
+                    MessageType.PROPERTY_NOTIFY, pad=src.name, property="caps", value=event.caps
+                )
         elif event.type is EventType.EOS:
             pad.eos = True
             if not self._eos_sent:
