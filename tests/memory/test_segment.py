@@ -21,7 +21,7 @@ from parallax.memory import (
     MemfdSegment,
     MemoryType,
     Segment,
-    _segment,
+    _hugepage,
 )
 
 
@@ -256,11 +256,11 @@ def test_from_fd_writable_on_a_write_sealed_fd_fails_without_leaking() -> None:
 
 
 def _hugetlb_pages_free() -> bool:
-    return _segment._meminfo().get("HugePages_Free", 0) > 0
+    return _hugepage._meminfo().get("HugePages_Free", 0) > 0
 
 
 def test_huge_pages_either_work_or_say_what_to_configure() -> None:
-    if not _hugetlb_pages_free() and _segment._thp_setting() not in ("always", "madvise"):
+    if not _hugetlb_pages_free() and _hugepage._thp_setting() not in ("always", "madvise"):
         with pytest.raises(
             HugePagesUnavailable, match=r"nr_hugepages.*transparent_hugepage"
         ) as info:
@@ -295,8 +295,8 @@ def _fail_hugetlb(size: int, name: str) -> tuple[mmap.mmap, int]:
 def test_auto_without_any_huge_pages_raises_with_both_hints(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    monkeypatch.setattr(_segment, "_map_hugetlb", _fail_hugetlb)
-    monkeypatch.setattr(_segment, "_thp_setting", lambda: "never")
+    monkeypatch.setattr(_hugepage, "_map_hugetlb", _fail_hugetlb)
+    monkeypatch.setattr(_hugepage, "_thp_setting", lambda: "never")
     with pytest.raises(HugePagesUnavailable) as info:
         HugePageSegment(3 << 20, name="frames")
     text = str(info.value)
@@ -309,8 +309,8 @@ def test_auto_without_any_huge_pages_raises_with_both_hints(
 
 
 def test_auto_falls_back_to_thp(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(_segment, "_map_hugetlb", _fail_hugetlb)
-    monkeypatch.setattr(_segment, "_thp_setting", lambda: "madvise")
+    monkeypatch.setattr(_hugepage, "_map_hugetlb", _fail_hugetlb)
+    monkeypatch.setattr(_hugepage, "_thp_setting", lambda: "madvise")
     with HugePageSegment(100) as seg:
         assert seg.mode == "thp"
         assert seg.fd is None
@@ -323,7 +323,7 @@ def test_hugetlb_success_path_keeps_the_fd(monkeypatch: pytest.MonkeyPatch) -> N
         os.ftruncate(fd, size)
         return mmap.mmap(fd, size), fd
 
-    monkeypatch.setattr(_segment, "_map_hugetlb", fake_hugetlb)
+    monkeypatch.setattr(_hugepage, "_map_hugetlb", fake_hugetlb)
     with HugePageSegment(5, mode="hugetlb") as seg:
         assert seg.mode == "hugetlb"
         fd = seg.fd
@@ -333,7 +333,7 @@ def test_hugetlb_success_path_keeps_the_fd(monkeypatch: pytest.MonkeyPatch) -> N
 
 
 def test_thp_mode_reports_a_disabled_setting(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(_segment, "_thp_setting", lambda: "never")
+    monkeypatch.setattr(_hugepage, "_thp_setting", lambda: "never")
     with pytest.raises(HugePagesUnavailable, match=r"transparent huge pages.*'never'"):
         HugePageSegment(1, mode="thp")
 

@@ -3,26 +3,28 @@
 Layout (each module one concept; import from here):
 
 - ``_segment.py`` -- ``Segment`` and its kinds: ``HeapSegment``, ``MemfdSegment``,
-  ``HugePageSegment``, ``FileSegment``; ``MemoryType``.
+  ``FileSegment``; ``MemoryType``.
+- ``_hugepage.py`` -- ``HugePageSegment``: hugetlbfs, then transparent huge pages.
 - ``_pool.py``    -- ``SlotPool`` and its loans, ``Slot``; ``loan_view``: a view that keeps
   a loan alive.
-- ``_arena.py``   -- ``FrameArena``, ``ArenaBlock``, ``RegionKind``, ``RegionSpec``,
-  ``RegionStats``: the per-frame "ventilated" memory model.
+- ``_arena.py``   -- ``FrameArena``: the per-frame "ventilated" memory model.
+- ``_region.py``  -- an arena's regions (``RegionKind``, ``RegionSpec``, ``RegionStats``)
+  and the blocks carved from them (``ArenaBlock``).
 
 This layer imports nothing from Parallax but ``parallax._errors``.
 """
 
-from ._arena import ArenaBlock as ArenaBlock
 from ._arena import FrameArena as FrameArena
-from ._arena import RegionKind as RegionKind
-from ._arena import RegionSpec as RegionSpec
-from ._arena import RegionStats as RegionStats
+from ._hugepage import HugePageSegment as HugePageSegment
 from ._pool import Slot as Slot
 from ._pool import SlotPool as SlotPool
 from ._pool import loan_view as loan_view
+from ._region import ArenaBlock as ArenaBlock
+from ._region import RegionKind as RegionKind
+from ._region import RegionSpec as RegionSpec
+from ._region import RegionStats as RegionStats
 from ._segment import FileSegment as FileSegment
 from ._segment import HeapSegment as HeapSegment
-from ._segment import HugePageSegment as HugePageSegment
 from ._segment import MemfdSegment as MemfdSegment
 from ._segment import MemoryType as MemoryType
 from ._segment import Segment as Segment
