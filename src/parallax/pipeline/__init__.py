@@ -6,7 +6,8 @@ Layout:
     _events.py    events that flow with the buffers (stream-start, caps, EOS)
     _flow.py      `EndOfStream`: a chain function's way to end the stream, not an error
     _bus.py       `Bus`, `Message`: what the application hears
-    _element.py   `Element`, `Source`, `Transform`, `Filter`, `Sink`, states, media types
+    _element.py   `Element`, its states, the phantom media types
+    _shapes.py    `Source`, `Transform`, `Filter`, `Sink`: the shapes a user subclasses
     _clock.py     `Clock`, `Timeline`: clock time, base time, running time, waits
     _sync.py      sinks' sync and max-lateness, sources' do-timestamp and live sync
     _async.py     `AsyncSource` (asyncio producers)
@@ -42,14 +43,10 @@ from ._clock import Clock as Clock
 from ._clock import Timeline as Timeline
 from ._element import Bytes as Bytes
 from ._element import Element as Element
-from ._element import Filter as Filter
 from ._element import Media as Media
-from ._element import Sink as Sink
-from ._element import Source as Source
 from ._element import State as State
 from ._element import Tensor as Tensor
 from ._element import Text as Text
-from ._element import Transform as Transform
 from ._element import Video as Video
 from ._events import Event as Event
 from ._events import EventType as EventType
@@ -68,6 +65,10 @@ from ._poll import FLUSH_POLL as FLUSH_POLL
 from ._poll import wait_or_flush as wait_or_flush
 from ._props import Property as Property
 from ._registry import UnknownElement as UnknownElement
+from ._shapes import Filter as Filter
+from ._shapes import Sink as Sink
+from ._shapes import Source as Source
+from ._shapes import Transform as Transform
 from ._stage import REPORT_INTERVAL as REPORT_INTERVAL
 from ._stage import Boundary as Boundary
 from ._stage import Report as Report

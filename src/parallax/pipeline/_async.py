@@ -14,7 +14,8 @@ from typing import Any
 
 from parallax.buffer import Buffer
 
-from ._element import Out, Source
+from ._element import Out
+from ._shapes import Source
 
 
 class AsyncSource(Source[Out]):

@@ -14,8 +14,9 @@ from collections.abc import Callable
 from typing import Generic, TypeVar, overload
 
 from . import _registry
-from ._element import Element, Filter, Media, Sink, Source, Transform
+from ._element import Element, Media
 from ._pipeline import Pipeline
+from ._shapes import Filter, Sink, Source, Transform
 
 T = TypeVar("T", bound=Media)
 U = TypeVar("U", bound=Media)

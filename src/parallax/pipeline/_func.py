@@ -16,7 +16,8 @@ from typing import Any
 from parallax.buffer import Buffer
 
 from . import _registry
-from ._element import Media, Sink, Source, Transform
+from ._element import Media
+from ._shapes import Sink, Source, Transform
 
 BufferLike = Buffer | bytes | bytearray | memoryview
 

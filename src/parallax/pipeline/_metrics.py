@@ -16,9 +16,10 @@ from typing import TYPE_CHECKING, Any
 from parallax._errors import MissingExtra
 from parallax.buffer import Buffer
 
-from ._element import Element, Source
+from ._element import Element
 from ._httpd import ServerThread
 from ._pad import Pad
+from ._shapes import Source
 
 if TYPE_CHECKING:
     from ._pipeline import Pipeline

@@ -20,9 +20,10 @@ from parallax.caps import Caps
 
 from ._bus import Bus, Message, MessageType
 from ._clock import Clock, Timeline
-from ._element import Element, Media, Source, State
+from ._element import Element, Media, State
 from ._pad import Pad, PadDirection
 from ._poll import FLUSH_POLL
+from ._shapes import Source
 from ._stage import Boundary, split
 from ._stop import describe, stop_error, where_blocked
 from ._tracing import span

@@ -31,9 +31,10 @@ from parallax.buffer import Buffer
 from parallax.caps import Caps
 
 from ._bus import Message, MessageType
-from ._element import Element, Media, Transform
+from ._element import Element, Media
 from ._events import Event, EventType
 from ._pad import Pad, PadDirection
+from ._shapes import Transform
 
 if TYPE_CHECKING:
     from ._pipeline import Pipeline

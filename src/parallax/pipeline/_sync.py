@@ -33,7 +33,8 @@ from ._clock import CLOCK_TIME_NONE
 from ._props import Property
 
 if TYPE_CHECKING:
-    from ._element import Element, Source
+    from ._element import Element
+    from ._shapes import Source
 
     _SinkBase = Element
 else:
