@@ -10,6 +10,7 @@ Layout:
     _loan.py       `Loan`: a publisher's slot on loan, to fill and send (was `Sample`)
     _received.py   a received buffer's memory owner, and its release
     _peer.py       `Peer`: the publisher's side of one subscriber
+    _peer_table.py `PeerTable`: the subscribers as the I/O thread sees them (a base of Publisher)
     _serve.py      `IoThread`: the publisher's I/O thread
     _service.py    service names: the address, SO_PEERCRED trust, who holds a name
     _hello.py      HELLO and BYE, the socket's two messages (pure)

@@ -19,7 +19,6 @@ pool, then skips it until it catches up; `_leaky.py` has the exact rule and its 
 from __future__ import annotations
 
 import collections
-import logging
 import math
 import os
 import select
@@ -36,16 +35,16 @@ from parallax._errors import BrokenError, ClosedError, PoolExhausted
 from parallax.caps import Caps
 from parallax.memory import MemfdSegment, Slot, SlotPool
 
-from ._hello import BYE, MAX_SLOTS, Hello, encode_hello
+from ._hello import MAX_SLOTS, Hello, encode_hello
 from ._leaky import LEAKY_GRACE, Share
 from ._loan import Loan, SlotArray, new_loan, slot_arrays
-from ._peer import EFD_FLAGS, Peer, admit
+from ._peer import EFD_FLAGS, Peer
+from ._peer_table import PeerTable
 from ._ring import EOS_SLOT, MAX_CAPS, NO_CAPS, PUB_SLEEPING, SUB_SLEEPING, fence
 from ._serve import IoThread
 from ._service import Trust, address, bind
 from ._wake import DEFAULT_SPIN, drain, spin, wake_if_sleeping
 
-log = logging.getLogger("parallax.link")
 
 T = TypeVar("T")
 
@@ -61,7 +60,7 @@ def _close_publisher(io: IoThread, wake: int, peers: dict[int, Peer]) -> None:
     os.close(wake)
 
 
-class Publisher:
+class Publisher(PeerTable):
     """Publish buffers to subscribers in other processes (or this one) by shared memory.
 
     Owns a memfd SlotPool of `slots` x `slot_size` bytes, a listening socket, one I/O
@@ -339,12 +338,6 @@ class Publisher:
             for peer, error in broken:
                 self._drop(peer, error)
 
-    def _unref(self, index: int) -> None:
-        # Under self._lock. The Slot drops here, and its index returns to the pool.
-        self._refs[index] -= 1
-        if self._refs[index] == 0:
-            self._sent[index] = None
-
     def _take_slot(self) -> Slot | None:
         self._check_open()
         self._reclaim()
@@ -429,83 +422,6 @@ class Publisher:
                 wake_if_sleeping(peer.words, SUB_SLEEPING, peer.wake)
         for peer, error in broken:
             self._drop(peer, error if report else None)
-
-    # -- the I/O thread's callbacks -------------------------------------------------------
-
-    def _accept(self, conn: socket.socket) -> None:
-        try:
-            peer = admit(
-                conn,
-                service=self._service,
-                trust=self._trust,
-                slots=self._pool.slots,
-                hello=self._hello,
-                data_fd=self._fd,
-                publisher_wake=self._wake,
-            )
-        except BrokenError as e:
-            self._report(e, e.__cause__)
-            return
-        if peer is not None:
-            with self._lock:
-                self._peers[peer.sock.fileno()] = peer
-                self._targets = tuple(self._peers.values())
-                self._io.watch(peer)
-                self._changed.notify_all()
-
-    def _read(self, peer: Peer) -> None:
-        # After HELLO a subscriber says one thing, BYE; anything else is a broken peer.
-        try:
-            data = peer.sock.recv(16)
-        except BlockingIOError:
-            return
-        except OSError as e:
-            self._drop(peer, e)
-            return
-        if data == BYE:
-            self._drop(peer, None)
-        elif not data:
-            self._drop(peer, ConnectionResetError("closed without BYE"))
-        else:
-            self._drop(peer, ValueError(f"unexpected message {data!r}"))
-
-    def _io_failed(self, error: Exception) -> None:
-        self._report(BrokenError(f"publisher {self._service!r}: I/O thread: {error!r}"), error)
-
-    def _drop(self, peer: Peer, error: BaseException | None) -> None:
-        """Forget `peer` and give back every slot it held; report it unless it said BYE."""
-        with self._lock:
-            fd = peer.sock.fileno()
-            if fd < 0 or self._peers.get(fd) is not peer:
-                return
-            del self._peers[fd]
-            self._targets = tuple(self._peers.values())
-            self._io.forget(peer)
-            held = peer.pending
-            for index, n in enumerate(peer.held):
-                for _ in range(n):
-                    self._unref(index)
-            peer.held = [0] * len(peer.held)
-            peer.pending = 0
-            peer.close()
-            if held and self._waiters:
-                os.eventfd_write(self._wake, 1)  # a sleeping loan() can have these
-            self._changed.notify_all()
-        if error is not None:
-            self._report(
-                BrokenError(
-                    f"publisher {self._service!r}: {peer.name} went away holding {held} "
-                    f"slot(s); reclaimed them"
-                ),
-                error,
-            )
-
-    def _report(self, error: BrokenError, cause: BaseException | None = None) -> None:
-        # The error outlives this call (in `errors`, in log records): its cause keeps no
-        # traceback, whose frames would keep their callers' locals (buffers, mappings).
-        error.__cause__ = None if cause is None else cause.with_traceback(None)
-        self._errors.append(error)
-        log.warning("%s", error)
 
     # -- state --------------------------------------------------------------------------
 
