@@ -45,7 +45,6 @@ from ._serve import IoThread
 from ._service import Trust, address, bind
 from ._wake import DEFAULT_SPIN, drain, spin, wake_if_sleeping
 
-
 T = TypeVar("T")
 
 _NAP: Final = 0.05  # s: a sleeping wait re-checks at least this often
