@@ -20,7 +20,8 @@ Layout:
     _parse.py     the gst-launch grammar: tokens → `Description` (pure)
     _print.py     `Description` → a canonical launch line (pure)
     _launch.py    `parse_launch`: grammar → linked pipeline
-    _pipeline.py  `Pipeline`: graph, states, run/pull
+    _graph.py     `Graph`: elements and links, a DAG (adding, linking, walk orders)
+    _pipeline.py  `Pipeline`: a graph that runs: states, EOS, run/pull, the clock
     _stop.py      what a stop reports: several failures as one error, blocked threads
     _builder.py   `Chain`: the typed builder
     _export.py    DOT and JSON
