@@ -184,8 +184,9 @@ class Buffer:
     ) -> Buffer:
         """A buffer on the first `size` bytes of `owner`, every field given: the per-buffer
         path of sources and transports (a fakesrc pool slot, a received slot of the
-        shared-memory link). No checks, and no
-        view until one is asked for (then `owner.view()` makes it).
+        shared-memory link). No checks, and no view until one is asked for (then
+        `owner.view()` makes it). It sets the fields itself rather than through
+        `__init__`, whose type dispatch and checks would double its cost.
 
         The caller guarantees `0 <= size <=` the owner's size; the buffer holds `owner`,
         so the memory lives as long as the buffer and its views.
