@@ -117,6 +117,18 @@ def _same(got: list[Buffer], sent: list[Buffer]) -> None:
     assert [g.metadata for g in got] == [s.metadata for s in sent]
 
 
+def _send_with_client_cert(certs: Path, port: int, rx: Pipeline, sent: list[Buffer]) -> None:
+    """Send `sent` from a TLS client with the CA-signed client certificate to `port`, and
+    check that `rx`'s appsink got exactly them."""
+    tx = parallax.parse_launch(
+        f"appsrc name=src max-buffers=0 ! tcpclientsink port={port} "
+        f"{_client_tls(certs, cert='client')}"
+    )
+    _push(tx, sent)
+    tx.run(timeout=20)
+    _same(list(rx.pull("sink", timeout=20)), sent)
+
+
 def _push(p: Pipeline, bufs: list[Buffer]) -> None:
     src = p.get_by_name("src")
     if src.state is parallax.State.NULL:
@@ -150,16 +162,9 @@ def test_tls_round_trip_tcpclientsink_to_tcpserversrc_with_client_certificate(
     )
     rx.play()
     try:
-        tx = parallax.parse_launch(
-            f"appsrc name=src max-buffers=0 ! tcpclientsink port={_port(rx, 'in')} "
-            f"{_client_tls(certs, cert='client')}"
-        )
-        _push(tx, sent)
-        tx.run(timeout=20)
-        got = list(rx.pull("sink", timeout=20))
+        _send_with_client_cert(certs, _port(rx, "in"), rx, sent)
     finally:
         rx.stop()
-    _same(got, sent)
 
 
 def test_tls_round_trip_tcpserversink_to_tcpclientsrc(certs: Path) -> None:
@@ -294,17 +299,9 @@ def test_tcpserversrc_drops_refused_clients_and_serves_a_good_one(certs: Path) -
             plain.sendall(encode_frame(b"plain", caps=b"bytes") + encode_eos())
             msg = rx.bus.poll(MessageType.WARNING, 10)
             assert msg is not None and "TLS handshake failed" in msg.data["text"]
-        sent = _buffers(12)
-        tx = parallax.parse_launch(
-            f"appsrc name=src max-buffers=0 ! tcpclientsink port={port} "
-            f"{_client_tls(certs, cert='client')}"
-        )
-        _push(tx, sent)
-        tx.run(timeout=20)
-        got = list(rx.pull("sink", timeout=20))
+        _send_with_client_cert(certs, port, rx, _buffers(12))
     finally:
         rx.stop()
-    _same(got, sent)
 
 
 def test_a_tls_sender_that_dies_is_an_error_too(certs: Path) -> None:
