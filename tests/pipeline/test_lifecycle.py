@@ -3,12 +3,9 @@ leave, the rollback of a failed start, several elements failing to stop, typed `
 
 from __future__ import annotations
 
-import subprocess
-import sys
 import threading
 import time
 import uuid
-from pathlib import Path
 
 import pytest
 
@@ -273,26 +270,3 @@ def test_get_of_an_unknown_name_is_a_key_error_listing_the_names() -> None:
     p = parallax.parse_launch("fakesrc name=src ! fakesink name=sink")
     with pytest.raises(KeyError, match="pipeline0 has no element 'nope' \\(has: src, sink\\)"):
         p.get("nope", AppSrc)
-
-
-@pytest.mark.slow
-def test_mypy_types_get_by_the_kind_asked_for() -> None:
-    """type_tests/lookup.py: `get(name, Kind)` is a `Kind` to mypy; each `type: ignore`
-    there must be needed (warn_unused_ignores)."""
-    here = Path(__file__).parent / "type_tests" / "lookup.py"
-    result = subprocess.run(
-        [
-            sys.executable,
-            "-m",
-            "mypy",
-            "--strict",
-            "--warn-unused-ignores",
-            "--no-incremental",
-            str(here),
-        ],
-        capture_output=True,
-        text=True,
-        timeout=300,
-        check=False,
-    )
-    assert result.returncode == 0, result.stdout + result.stderr
