@@ -299,11 +299,11 @@ class FileSrc(Source[Bytes], factory="filesrc"):
                 f"{self.name}: cannot open '{path}': {e.strerror}", element=self.name
             ) from e
         try:
-            mode = self._check(path)
+            st = self._check(path)
         except BaseException:
             self.stop()
             raise
-        self._size = os.fstat(self._fd).st_size
+        mode, self._size = st.st_mode, st.st_size
         self._pos = self.offset
         self.sequence = 0
         if self.mmap and self._size > 0:
@@ -321,9 +321,10 @@ class FileSrc(Source[Bytes], factory="filesrc"):
             flushing=lambda: self.flushing or not self._running,
         )
 
-    def _check(self, path: str) -> int:
-        """Refuse what cannot be read as asked; returns the file's `st_mode`."""
-        mode = os.fstat(self._fd).st_mode
+    def _check(self, path: str) -> os.stat_result:
+        """Refuse what cannot be read as asked; returns the file's `fstat`."""
+        st = os.fstat(self._fd)
+        mode = st.st_mode
         kind = file_kind(mode)
         if stat.S_ISDIR(mode):
             raise FlowError(
@@ -344,7 +345,7 @@ class FileSrc(Source[Bytes], factory="filesrc"):
                 prop="offset",
                 value=self.offset,
             )
-        return mode
+        return st
 
     def stop(self) -> None:
         reader, self._reader = self._reader, None

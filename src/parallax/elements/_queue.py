@@ -168,11 +168,7 @@ class Queue(Filter, factory="queue"):
                 for i, old in enumerate(self._items):
                     if isinstance(old, Buffer):
                         del self._items[i]
-                        # The producer's own counters: `_out*` belong to the consumer.
-                        self._drop_bytes += old.size
-                        if old.duration > 0:
-                            self._drop_time += old.duration
-                        self._drop_old += 1
+                        self._count_removed(old)
                         self.dropped += 1
                         break
             return True
@@ -197,16 +193,23 @@ class Queue(Filter, factory="queue"):
         if self._consumer_waiting:
             self._wake_consumer()
 
+    def _count_removed(self, buf: Buffer) -> None:
+        """Count a buffer the producer took out of the queue (under the lock): the
+        producer's own counters, since `_out*` belong to the consumer."""
+        self._drop_bytes += buf.size
+        if buf.duration > 0:
+            self._drop_time += buf.duration
+        self._drop_old += 1
+
     def _flush_buffers(self) -> None:
         """Drop every queued buffer, keep the events (runs in the producer's thread)."""
         with self._cond:
-            kept = [item for item in self._items if not isinstance(item, Buffer)]
+            kept = []
             for item in self._items:
                 if isinstance(item, Buffer):
-                    self._drop_bytes += item.size
-                    if item.duration > 0:
-                        self._drop_time += item.duration
-                    self._drop_old += 1
+                    self._count_removed(item)
+                else:
+                    kept.append(item)
             self._items.clear()
             self._items.extend(kept)
             if self._producer_waiting:

@@ -270,7 +270,8 @@ class Publisher(PeerTable):
                 self._refs[index] = reached
                 fence()  # our stamps before the loads of their flags (_wake.py)
                 for peer in targets:
-                    wake_if_sleeping(peer.words, SUB_SLEEPING, peer.wake)
+                    if peer.words[SUB_SLEEPING]:  # per buffer: no call while all are awake
+                        wake_if_sleeping(peer.words, SUB_SLEEPING, peer.wake)
         except struct.error as e:
             # The first put() packs first, so nothing was published: the sample is intact.
             raise ValueError(f"send: a metadata field is out of range: {e}") from e
