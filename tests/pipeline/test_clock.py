@@ -336,6 +336,25 @@ def test_do_timestamp_gives_increasing_running_time_pts() -> None:
     assert pts[-1] < 2 * SECOND
 
 
+def test_do_timestamp_survives_a_new_chain_function_downstream_while_playing() -> None:
+    """identity.connect('handoff') while playing re-points its sink pad's chain function;
+    the source's clock in front of it must stay (it was silently lost once)."""
+    p = parse_launch(
+        "fakesrc do-timestamp=true sizetype=fixed sizemax=8 ! identity name=i "
+        "! appsink name=out max-buffers=0"
+    )
+    out = p.get("out", AppSink)
+    p.play()
+    try:
+        first = out.pull(5)
+        assert first is not None and first.pts >= 0
+        p["i"].connect("handoff", lambda buf: None)  # type: ignore[attr-defined]
+        seen = [out.pull(5) for _ in range(200)]
+        assert all(b is not None and b.pts >= 0 for b in seen[-50:])
+    finally:
+        p.stop()
+
+
 def test_without_do_timestamp_fakesrc_leaves_pts_unset() -> None:
     p = parse_launch("fakesrc num-buffers=3 ! appsink name=out")
     assert [b.pts for b in p.pull("out", timeout=5)] == [-1, -1, -1]

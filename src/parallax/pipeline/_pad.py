@@ -68,6 +68,7 @@ class Pad:
 
     __slots__ = (
         "_chain",
+        "_through",
         "buffers",
         "bytes",
         "caps",
@@ -91,6 +92,8 @@ class Pad:
         self.bytes = 0
         # For a src pad: the peer sink pad's chain function; for a sink pad: its own.
         self._chain: Callable[[Buffer], None] = _not_linked
+        # For a src pad: what it puts between itself and that chain function (`through`).
+        self._through: Callable[[Callable[[Buffer], None]], Callable[[Buffer], None]] | None = None
 
     @property
     def full_name(self) -> str:
@@ -124,7 +127,7 @@ class Pad:
         if not ours.can_intersect(theirs):
             raise LinkError(f"{what}: caps '{ours}' and '{theirs}' do not intersect")
         self.peer, sink.peer = sink, self
-        self._chain = sink._chain
+        self._chain = sink._chain if self._through is None else self._through(sink._chain)
 
     def unlink(self) -> None:
         """Undo `link` (either end)."""
@@ -136,10 +139,25 @@ class Pad:
         self.peer = peer.peer = None
 
     def set_chain_function(self, chain: Callable[[Buffer], None]) -> None:
-        """A sink pad's handler for buffers; re-points an already linked peer too."""
+        """A sink pad's handler for buffers; re-points an already linked peer too (through
+        what that peer puts in between, `through`)."""
         self._chain = chain
-        if self.peer is not None:
-            self.peer._chain = chain
+        peer = self.peer
+        if peer is not None:
+            peer._chain = chain if peer._through is None else peer._through(chain)
+
+    def through(
+        self, wrap: Callable[[Callable[[Buffer], None]], Callable[[Buffer], None]] | None
+    ) -> None:
+        """Have this src pad push to `wrap(peer's chain function)` instead of to the
+        peer's chain function itself (None: directly again). The wrap is applied again
+        whenever the peer's chain function changes, so it is never lost: how a source
+        puts its clock (do-timestamp, live sync) in front of its peer. Nothing runs per
+        buffer when there is none."""
+        self._through = wrap
+        peer = self.peer
+        if peer is not None:
+            self._chain = peer._chain if wrap is None else wrap(peer._chain)
 
     # -- data flow -----------------------------------------------------------------
 

@@ -43,10 +43,8 @@ else:
 Chain = Callable[[Buffer], None]
 
 
-# The function a wrapper wraps, as an attribute of the wrapper; a name for each kind,
-# since a src pad's copy of the peer's chain function may be that sink's wrapper.
+# The function a sink's sync wrapper wraps, as an attribute of the wrapper.
 _SINK_INNER = "parallax_unsynced"
-_SRC_INNER = "parallax_unclocked"
 
 
 def _inner(chain: Chain, attr: str) -> Chain:
@@ -142,22 +140,23 @@ def clock_srcpad(source: Source[Any]) -> None:
     (do-timestamp) and wait for their pts (live sync). Otherwise the src pad pushes
     straight to the peer's chain function: nothing per buffer. Called going PLAYING."""
     pad = source.srcpad
-    inner = _inner(pad._chain, _SRC_INNER)
     stamp, sync = source.do_timestamp, source.live_sync()
     if not (stamp or sync):
-        pad._chain = inner
+        pad.through(None)
         return
     running_time, wait = source.running_time, source.wait_running_time
 
     def stopped() -> bool:  # paused, stopped or sent EOS: the loop is leaving
         return not source._running
 
-    def clocked(buf: Buffer) -> None:
-        if stamp and buf.pts < 0:  # basesrc: DTS = running time, and PTS = DTS
-            buf.pts = buf.dts = running_time()
-        if sync and buf.pts >= 0 and wait(buf.pts, stopped) is None:
-            return  # basesrc drops a buffer whose clock wait was unscheduled
-        inner(buf)
+    def clocked_before(inner: Chain) -> Chain:
+        def clocked(buf: Buffer) -> None:
+            if stamp and buf.pts < 0:  # basesrc: DTS = running time, and PTS = DTS
+                buf.pts = buf.dts = running_time()
+            if sync and buf.pts >= 0 and wait(buf.pts, stopped) is None:
+                return  # basesrc drops a buffer whose clock wait was unscheduled
+            inner(buf)
 
-    setattr(clocked, _SRC_INNER, inner)
-    pad._chain = clocked
+        return clocked
+
+    pad.through(clocked_before)
