@@ -33,6 +33,8 @@ Layout:
     _web.py       `WebServer`: the live view in the browser (page in web/)
 """
 
+import typing as _typing
+
 from . import _registry as registry
 from ._alloc import BufferAllocator as BufferAllocator
 from ._async import AsyncSource as AsyncSource
@@ -75,7 +77,6 @@ from ._stage import Boundary as Boundary
 from ._stage import Report as Report
 from ._stage import Stage as Stage
 from ._stage import run_stage as run_stage
-from ._web import WebServer as WebServer
 
 __all__ = [
     "FLUSH_POLL",
@@ -123,7 +124,23 @@ __all__ = [
     "wait_or_flush",
 ]
 
+if _typing.TYPE_CHECKING:
+    from ._web import WebServer as WebServer
+
+
+def __getattr__(name: str) -> _typing.Any:
+    # The live view's server loads on first use: it brings http.server and the page
+    # (≈ 13 ms of `import parallax` otherwise, for a feature most runs never open).
+    if name == "WebServer":
+        from ._web import WebServer
+
+        WebServer.__module__ = __name__
+        globals()[name] = WebServer
+        return WebServer
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
+
 for _name in __all__:
-    _obj = globals()[_name]
+    _obj = globals().get(_name)
     if isinstance(_obj, type) or hasattr(_obj, "__code__"):  # classes and functions
         _obj.__module__ = __name__
