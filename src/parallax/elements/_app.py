@@ -173,7 +173,7 @@ class AppSrc(Source[Media], factory="appsrc"):
     def metrics_extra(self) -> dict[str, Any]:
         """The queue's fill (GStreamer's current-level-*), and leaky-type's drops."""
         with self._cond:
-            buffers = sum(1 for item in self._items if item is not _EOS)
+            buffers = len(self._items) - self._items.count(_EOS)  # C-speed, under the lock
             return {
                 "level_buffers": buffers,
                 "level_bytes": self._level_bytes,

@@ -51,6 +51,13 @@ _UNQUOTED: Final = re.compile(r"(?:\\.|[^ \t\n\r\f\v\\])*", re.DOTALL)  # parse.
 _QUOTED: Final = {q: re.compile(rf"{q}((?:\\.|[^{q}\\])*){q}", re.DOTALL) for q in _QUOTES}
 _WORD: Final = re.compile(r"[^ \t\n\r\f\v!)]*")  # what decides "is this caps?"
 _SHOWN: Final = 80  # longer words are cut in messages; a caps filter with features fits
+
+
+def _shown(word: str) -> str:
+    """`word` as an error message quotes it: cut to `_SHOWN` characters."""
+    return word if len(word) <= _SHOWN else word[: _SHOWN - 3] + "..."
+
+
 _ESCAPE: Final = re.compile(r"\\(.)", re.DOTALL)
 _FOLLOW: Final = frozenset(_WS_CHARS + "!()")  # may end an element word or a reference
 _CAPS_CHARS: Final = "/,("
@@ -329,7 +336,7 @@ class Lexer:
         return self._error(f"invalid character {c!r}", i)
 
     def _misplaced_caps(self, word: str, i: int) -> ParseError:
-        shown = word if len(word) <= _SHOWN else word[: _SHOWN - 3] + "..."
+        shown = _shown(word)
         prev = self._prev
         if prev is not None and prev.kind is Kind.LINK and prev.caps is not None:
             return self._error(
@@ -344,7 +351,7 @@ class Lexer:
         )
 
     def _no_caps_sink(self, caps: str, j: int) -> ParseError:
-        shown = caps if len(caps) <= _SHOWN else caps[: _SHOWN - 3] + "..."
+        shown = _shown(caps)
         return self._error(
             f"caps filter {shown!r} has no sink element: a caps filter sits between two "
             "elements, as in 'a ! caps ! b'",

@@ -17,7 +17,7 @@ from parallax._errors import MissingExtra
 from parallax.buffer import Buffer
 
 from ._element import Element
-from ._httpd import ServerThread
+from ._httpd import LOOPBACK, ServerThread
 from ._pad import Pad
 from ._shapes import Source
 
@@ -97,13 +97,17 @@ def collect(pipeline: Pipeline) -> dict[str, dict[str, Any]]:
     return out
 
 
+_COUNTERS = ("buffers_in", "bytes_in", "buffers_out", "bytes_out", "proc_ns", "dropped_late")
+"""What Prometheus gets per element (dropped_late: from syncing sinks, _sync.py)."""
+
+
 class MetricsServer:
     """A Prometheus endpoint serving `pipeline.metrics()` at http://host:port/metrics.
 
     Owns an HTTP server thread: `close()` it, or use `with`.
     """
 
-    def __init__(self, pipeline: Pipeline, port: int, host: str = "127.0.0.1") -> None:
+    def __init__(self, pipeline: Pipeline, port: int, host: str = LOOPBACK) -> None:
         try:
             from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
             from prometheus_client.exposition import make_wsgi_app
@@ -118,8 +122,7 @@ class MetricsServer:
         class _Collector(Collector):
             def collect(self) -> Any:
                 data = pipeline.metrics()
-                keys = ("buffers_in", "bytes_in", "buffers_out", "bytes_out", "proc_ns")
-                for key in (*keys, "dropped_late"):  # dropped_late: syncing sinks (_sync.py)
+                for key in _COUNTERS:
                     fam = CounterMetricFamily(
                         f"parallax_{key}", f"per-element {key}", labels=["element"]
                     )

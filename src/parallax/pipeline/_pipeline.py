@@ -121,15 +121,14 @@ class Pipeline(Graph):
             started: list[Element] = []
             try:
                 for e in reversed(order):
+                    started.append(e)  # its stop() is owed even if its start() fails
                     e.start()
                     e.state = State.READY
-                    started.append(e)
             except BaseException as error:
-                # Every element that started gets its stop(), and so does the one that
-                # failed (what its start() opened before failing); a stop() that fails
-                # here is a note on the error that is raised, not a replacement for it.
-                failed = list(reversed(order))[len(started) : len(started) + 1]
-                for e in [*failed, *reversed(started)]:
+                # Every element that started gets its stop(), the one that failed first
+                # (what its start() opened before failing); a stop() that fails here is
+                # a note on the error that is raised, not a replacement for it.
+                for e in reversed(started):
                     try:
                         e.stop()
                     except Exception as also:
