@@ -165,13 +165,16 @@ class LiveView:
 
     # -- sampling --------------------------------------------------------------------
 
-    def tick(self) -> None:
-        """Take a rate sample if `interval` has passed since the last one."""
+    def tick(self, metrics: dict[str, dict[str, Any]] | None = None) -> None:
+        """Take a rate sample if `interval` has passed since the last one (from `metrics`
+        when the caller has just collected them; else they are collected if needed)."""
         now = self._clock()
         with self._lock:
             if self._last is not None and now - self._last[0] < self._interval * 0.95:
                 return
-            counts = {name: _throughput(m) for name, m in self._pipeline.metrics().items()}
+            if metrics is None:
+                metrics = self._pipeline.metrics()
+            counts = {name: _throughput(m) for name, m in metrics.items()}
             last, self._last = self._last, (now, counts)
             if last is None:
                 return
@@ -188,10 +191,10 @@ class LiveView:
 
     def snapshot(self) -> dict[str, Any]:
         """The document `/api/pipeline` serves (see the module docstring)."""
-        self.tick()
         pipeline = self._pipeline
-        graph = to_dict(pipeline)
         metrics = pipeline.metrics()
+        self.tick(metrics)  # one collection for the rates and the counters shown
+        graph = to_dict(pipeline)
         placed = pipeline.placed
         places = layout(pipeline)
         pid = os.getpid()
