@@ -19,18 +19,20 @@ def human_bytes(n: float) -> str:
     return f"{n:.1f} TiB"
 
 
-def totals(pipeline: Pipeline) -> tuple[int, int]:
-    """Buffers and bytes the sources pushed (a tee's branches do not count twice)."""
-    m = pipeline.metrics()
+Metrics = dict[str, dict[str, Any]]
+
+
+def totals(pipeline: Pipeline, m: Metrics) -> tuple[int, int]:
+    """Buffers and bytes the sources pushed (a tee's branches do not count twice), from
+    `m`, one `pipeline.metrics()`."""
     sources = [e.name for e in pipeline.iterate_sources()]
     return sum(m[s]["buffers_out"] for s in sources), sum(m[s]["bytes_out"] for s in sources)
 
 
-def stage_lines(pipeline: Pipeline, elapsed: float) -> list[str]:
+def stage_lines(pipeline: Pipeline, elapsed: float, metrics: Metrics) -> list[str]:
     """One line per part of the pipeline running elsewhere (procqueue's child): what
-    reached that part's sinks, from the metrics it reports."""
+    reached that part's sinks, from the metrics it reports (in `metrics`)."""
     lines = []
-    metrics = pipeline.metrics()
     for boundary in pipeline.boundaries():
         stage = boundary.stage
         if stage is None:
@@ -64,12 +66,13 @@ class Progress:
             self._thread = threading.Thread(target=self._run, name="parallax:progress", daemon=True)
 
     def _line(self, elapsed: float) -> str:
-        buffers, nbytes = totals(self._pipeline)
+        metrics = self._pipeline.metrics()  # one collection for the whole line
+        buffers, nbytes = totals(self._pipeline, metrics)
         rate = nbytes / elapsed if elapsed > 0 else 0.0
         line = (
             f"{elapsed:7.2f} s  {buffers:,} buffers  {human_bytes(nbytes)}  {human_bytes(rate)}/s"
         )
-        return "\n".join([line, *stage_lines(self._pipeline, elapsed)])
+        return "\n".join([line, *stage_lines(self._pipeline, elapsed, metrics)])
 
     def _run(self) -> None:
         t0 = time.monotonic()

@@ -71,16 +71,17 @@ class Report:
     def summary(self, elapsed: float, *, timing: bool) -> None:
         """`Execution ended after ...`: what the sources pushed, the stages elsewhere, and
         with `--timing` each element's ns per buffer."""
-        buffers, nbytes = totals(self._pipeline)
+        metrics = self._pipeline.metrics()  # one collection for every line below
+        buffers, nbytes = totals(self._pipeline, metrics)
         rate = nbytes / elapsed if elapsed > 0 else 0.0
         self.say(
             f"Execution ended after {elapsed:.3f} s: {buffers:,} buffer{'s' * (buffers != 1)}, "
             f"{human_bytes(nbytes)} ({nbytes:,} bytes), {human_bytes(rate)}/s"
         )
-        for line in stage_lines(self._pipeline, elapsed):
+        for line in stage_lines(self._pipeline, elapsed, metrics):
             self.say(line)
         if timing:
-            for name, entry in self._pipeline.metrics().items():
+            for name, entry in metrics.items():
                 if "proc_ns" in entry and entry["buffers_in"]:
                     per = entry["proc_ns"] / entry["buffers_in"]
                     self.say(f"  {name}: {per:,.0f} ns/buffer")
