@@ -18,7 +18,7 @@ from parallax.buffer import Buffer, BufferFlags
 from parallax.caps import Caps
 from parallax.pipeline import Bytes, EndOfStream, Filter, MessageType, Pad, Property, Sink, State
 
-from ._fake import SECOND, Handoff, Handoffs, hexdump
+from ._fake import Handoff, Handoffs, hexdump, stamp_datarate
 
 
 def parse_buffer_flags(text: str) -> BufferFlags:
@@ -130,10 +130,8 @@ class Identity(Handoffs, Filter, factory="identity"):
         """GStreamer identity's datarate: pts = bytes before / rate, duration = size / rate,
         on a new buffer over the same memory (this one may be shared)."""
         out = buf.sub(0)
-        rate, size = self.datarate, buf.size
-        out.pts = out.dts = self._offset * SECOND // rate
-        out.duration = size * SECOND // rate
-        self._offset += size
+        stamp_datarate(out, self._offset, self.datarate)
+        self._offset += out.size
         return out
 
     def _check_timestamp(self, buf: Buffer) -> None:

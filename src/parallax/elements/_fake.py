@@ -53,6 +53,14 @@ _PATTERN = bytes(range(256)) * 2
 SECOND = 1_000_000_000
 """Nanoseconds per second: timestamps are in ns, as GStreamer's GST_SECOND."""
 
+
+def stamp_datarate(buf: Buffer, offset: int, rate: int) -> None:
+    """GStreamer's datarate timestamps (fakesrc, identity): pts = dts = the bytes before
+    this buffer / `rate`, duration = its size / `rate`, in nanoseconds."""
+    buf.pts = buf.dts = offset * SECOND // rate
+    buf.duration = buf.size * SECOND // rate
+
+
 Handoff = Callable[[Buffer], None]
 
 
@@ -161,8 +169,7 @@ class FakeSrc(Handoffs, Source[Media], factory="fakesrc"):
             self._fill(buf)
         rate = self.datarate
         if rate:  # GStreamer fakesrc: time = bytes sent * GST_SECOND / datarate
-            buf.pts = buf.dts = self._bytes * SECOND // rate
-            buf.duration = size * SECOND // rate
+            stamp_datarate(buf, self._bytes, rate)
         elif self.is_live:
             buf.pts = buf.dts = self.running_time()
         self._bytes += size
