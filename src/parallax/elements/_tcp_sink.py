@@ -10,7 +10,7 @@ from collections.abc import Callable
 from queue import Empty, SimpleQueue
 from typing import Any, Final
 
-from parallax._errors import BrokenError, FlowError
+from parallax._errors import BrokenError
 from parallax.buffer import Buffer
 from parallax.caps import Caps
 from parallax.link import (
@@ -148,14 +148,8 @@ class TcpClientSink(TlsClient, Sink[Media], factory="tcpclientsink"):
         self._encoder = _Encoder()
 
     def start(self) -> None:
-        ctx = self.tls_client_context()
+        sock = self.open_connection(self.host, self.port, CONNECT_TIMEOUT)
         peer = f"{self.host}:{self.port}"
-        try:
-            sock = socket.create_connection((self.host, self.port), timeout=CONNECT_TIMEOUT)
-        except OSError as e:
-            raise FlowError(f"{self.name}: cannot connect to {peer}: {e}", element=self.name) from e
-        if ctx is not None:
-            sock = self.tls_connect(ctx, sock, self.host)  # closes sock if it fails
         _sending(sock)
         self._client = _Client(sock, peer, self.max_queue)
 

@@ -292,14 +292,8 @@ class TcpClientSrc(TlsClient, _TcpSrcBase, factory="tcpclientsrc"):
         self._reader: _FrameReader | None = None
 
     def start(self) -> None:
-        ctx = self.tls_client_context()
+        sock = self.open_connection(self.host, self.port, CONNECT_TIMEOUT)
         peer = f"{self.host}:{self.port}"
-        try:
-            sock = socket.create_connection((self.host, self.port), timeout=CONNECT_TIMEOUT)
-        except OSError as e:
-            raise FlowError(f"{self.name}: cannot connect to {peer}: {e}", element=self.name) from e
-        if ctx is not None:
-            sock = self.tls_connect(ctx, sock, self.host)  # closes sock if it fails
         sock.setblocking(False)
         self._sock = sock
         self._reader = _FrameReader(sock, peer, self._allocs, self)

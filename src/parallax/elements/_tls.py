@@ -138,6 +138,22 @@ class TlsClient(_TlsProperties):
             self._tls_load_chain(ctx, self.tls_cert, self.tls_key)
         return ctx
 
+    def open_connection(self, host: str, port: int, timeout: float) -> socket.socket:
+        """Connect to `host:port`, with TLS when `tls=true` (the server verified).
+
+        Raises:
+            PropertyError, FlowError: as `tls_client_context`; the connection or the
+                handshake failed (naming the peer and the reason). Nothing stays open.
+        """
+        ctx = self.tls_client_context()
+        try:
+            sock = socket.create_connection((host, port), timeout=timeout)
+        except OSError as e:
+            raise FlowError(
+                f"{self.name}: cannot connect to {host}:{port}: {e}", element=self.name
+            ) from e
+        return sock if ctx is None else self.tls_connect(ctx, sock, host)  # closes on failure
+
     def tls_connect(self, ctx: ssl.SSLContext, sock: socket.socket, host: str) -> ssl.SSLSocket:
         """Shake hands over the connected `sock` (within its timeout); the result owns it.
 
