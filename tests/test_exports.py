@@ -54,7 +54,7 @@ PINNED: dict[str, set[str]] = {
         "CLOSED DEFAULT_MAX_CAPS DEFAULT_MAX_LENGTH DeferredCrc FAST_CRC FLAG_EOS "
         "FrameDecoder FrameEnd FrameError FrameHeader FrameStart HEADER LinkState MAGIC "
         "MAX_CAPS META NEED_DATA PREFIX Loan PayloadData Publisher RayLink Sample Subscriber "
-        "VERSION crc32 encode_eos encode_frame encode_head parse_header "
+        "VERSION crc32 encode_eos encode_frame encode_head parse_header parse_uids "
     ),
     "parallax.memory": _names(
         "ArenaBlock FileSegment FrameArena HeapSegment HugePageSegment MemfdSegment "

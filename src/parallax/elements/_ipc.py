@@ -18,7 +18,7 @@ from typing import Any
 from parallax._errors import BrokenError, ClosedError, FlowError, PoolExhausted, PropertyError
 from parallax.buffer import Buffer
 from parallax.caps import Caps
-from parallax.link import Publisher, Subscriber
+from parallax.link import Publisher, Subscriber, parse_uids
 from parallax.pipeline import FLUSH_POLL, Element, Media, Property, Sink, Source
 
 from ._ipc_cuda import GpuOpener, gpu_record
@@ -26,18 +26,7 @@ from ._ipc_cuda import GpuOpener, gpu_record
 
 def _uids(text: str) -> str:
     """Launch text of an `allowed-uids` property: comma-separated uids, normalized."""
-    return ",".join(str(uid) for uid in _parse_uids(text))
-
-
-def _parse_uids(text: str) -> list[int]:
-    uids = []
-    for part in text.split(","):
-        if part.strip():
-            uid = int(part)  # ValueError: the property error names the text
-            if not 0 <= uid < 0xFFFFFFFF:
-                raise ValueError(f"{uid} is not a uid (0 to 4294967294)")
-            uids.append(uid)
-    return uids
+    return ",".join(str(uid) for uid in parse_uids(text))
 
 
 def uid_list(element: Element, prop: str) -> list[int] | None:
@@ -48,7 +37,7 @@ def uid_list(element: Element, prop: str) -> list[int] | None:
     """
     text = element.get_property(prop)
     try:
-        uids = _parse_uids(text)
+        uids = parse_uids(text)
     except ValueError as e:
         raise PropertyError(
             f"{element.name}: property '{prop}' expects comma-separated uids, got {text!r} ({e})",

@@ -52,6 +52,7 @@ from ._loan import Loan as Loan
 from ._publisher import Publisher as Publisher
 from ._ray import LinkState as LinkState
 from ._ray import RayLink as RayLink
+from ._service import parse_uids as parse_uids
 from ._shm import Subscriber as Subscriber
 
 Sample = Loan
@@ -88,6 +89,7 @@ __all__ = [
     "encode_frame",
     "encode_head",
     "parse_header",
+    "parse_uids",
 ]
 
 for _name in (
@@ -107,5 +109,6 @@ for _name in (
     "encode_frame",
     "encode_head",
     "parse_header",
+    "parse_uids",
 ):
     globals()[_name].__module__ = __name__

@@ -69,6 +69,27 @@ def peer_credentials(sock: socket.socket) -> Credentials:
     return Credentials(pid, uid, gid)
 
 
+def parse_uids(text: str, *, what: str = "allowed-uids") -> list[int]:
+    """The uids comma-separated in launch text ("0,1000"), in order; blank parts are
+    skipped, so "" is none.
+
+    Raises:
+        ValueError: an entry is not a uid (an int from 0 to 2^32 - 2), naming `what`.
+    """
+    uids = []
+    for part in text.split(","):
+        if not part.strip():
+            continue
+        try:
+            uid = int(part)
+        except ValueError:
+            raise ValueError(f"{what}: {part.strip()!r} is not a uid") from None
+        if not 0 <= uid < 0xFFFFFFFF:
+            raise ValueError(f"{what}: {uid} is not a uid (0 to 4294967294)")
+        uids.append(uid)
+    return uids
+
+
 @dataclass(frozen=True, slots=True)
 class Trust:
     """The uids one end of the link accepts at the other end."""
@@ -102,15 +123,8 @@ class Trust:
         Raises:
             ValueError: an entry is not a uid.
         """
-        if not text.strip():
-            return cls.of(None)
-        uids = []
-        for part in text.split(","):
-            try:
-                uids.append(int(part.strip()))
-            except ValueError:
-                raise ValueError(f"{what}: {part.strip()!r} is not a uid") from None
-        return cls.of(uids, what=what)
+        uids = parse_uids(text, what=what)
+        return cls.of(uids or None, what=what)
 
     def admits(self, peer: Credentials) -> bool:
         """True when `peer` runs as one of our uids."""
