@@ -3,7 +3,8 @@
 
 Layout: `_file.py` (filesrc, filesink; `FdReader`, `write_all`: the fd reading and
 writing they share with `_fd.py`), `_fd.py` (fdsrc, fdsink: a file descriptor),
-`_fake.py` (fakesrc, fakesink), `_basic.py`
+`_fake.py` (fakesrc, fakesink), `_signals.py` (`connect`/`emit`: handoff, new-sample, eos),
+`_basic.py`
 (identity, capsfilter, consolesink), `_tee.py`, `_queue.py`, `_app.py` (appsrc, appsink),
 `_ipc.py` (ipcsink, ipcsrc: the shared-memory process link), `_procqueue.py`
 (procqueue: the downstream part of a pipeline in a child process), `_tcp.py` + `_tcp_sink.py` +

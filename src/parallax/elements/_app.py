@@ -20,13 +20,15 @@ import enum
 import threading
 import time
 from collections import deque
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from typing import Any
 
 from parallax._errors import FlowError, StateError
 from parallax.buffer import Buffer
 from parallax.caps import Caps
 from parallax.pipeline import FLUSH_POLL, Media, Pad, Property, Sink, Source, State
+
+from ._signals import Signals
 
 _EOS = object()
 
@@ -182,7 +184,7 @@ class AppSrc(Source[Media], factory="appsrc"):
             }
 
 
-class AppSink(Sink[Media], factory="appsink"):
+class AppSink(Signals, Sink[Media], factory="appsink"):
     """Hand buffers to Python: `pull()`, iterate, or `pipeline.pull(name)`."""
 
     movable = False  # its buffers come from / go to this process's code
@@ -204,25 +206,10 @@ class AppSink(Sink[Media], factory="appsink"):
         self._cond = threading.Condition()
         self.is_eos = False
         self.dropped = 0
-        self._callbacks: dict[str, tuple[Callable[[AppSink], None], ...]] = {}
-
-    def connect(self, signal: str, callback: Callable[[AppSink], None]) -> None:
-        """Register `callback(appsink)` for `new-sample` (a buffer is ready to `pull()`)
-        or `eos`; called in the streaming thread, and only with emit-signals=true.
-
-        Raises:
-            ValueError: no such signal (the message lists new-sample and eos).
-        """
-        if signal not in self.signals:
-            raise ValueError(
-                f"{self.name}: no signal '{signal}' (it has: {', '.join(self.signals)})"
-            )
-        self._callbacks[signal] = (*self._callbacks.get(signal, ()), callback)
 
     def _emit(self, signal: str) -> None:
-        if self.emit_signals:
-            for callback in self._callbacks.get(signal, ()):
-                callback(self)
+        if self.emit_signals:  # callbacks get the appsink: connect(signal, fn(appsink))
+            self.emit(signal, self)
 
     def query_caps(self, pad: Pad) -> Caps:
         return pad.template.caps.intersect(self.caps)

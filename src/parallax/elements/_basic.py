@@ -95,7 +95,7 @@ class Identity(Handoffs, Filter, factory="identity"):
             or self.drop_buffer_flags
             or self.check_imperfect_timestamp
             or self.dump
-            or (self.signal_handoffs and self._handoffs)
+            or (self.signal_handoffs and self.callbacks("handoff"))
         )
         # The common case pushes straight through: one call, no checks.
         self.sinkpad.set_chain_function(self.srcpad.push if simple else self.chain)
@@ -120,7 +120,7 @@ class Identity(Handoffs, Filter, factory="identity"):
             self._check_timestamp(buf)
         if self.sync and buf.pts >= 0 and self.wait_running_time(buf.pts + self.ts_offset) is None:
             return None  # stopping while it waited
-        if self.signal_handoffs and self._handoffs:
+        if self.signal_handoffs and self.callbacks("handoff"):
             self._emit_handoff(buf)
         if self.dump:
             hexdump(buf)

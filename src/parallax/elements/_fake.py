@@ -30,6 +30,8 @@ from parallax.pipeline import (
     Source,
 )
 
+from ._signals import Signals
+
 
 class SizeType(enum.Enum):
     """How fakesrc sizes its buffers (GStreamer's GstFakeSrcSizeType)."""
@@ -64,30 +66,15 @@ def stamp_datarate(buf: Buffer, offset: int, rate: int) -> None:
 Handoff = Callable[[Buffer], None]
 
 
-class Handoffs:
+class Handoffs(Signals):
     """The `handoff` signal of fakesrc, fakesink and identity: `connect("handoff", fn)`
     registers `fn(buf)`, called (with signal-handoffs=true) for each buffer, in the
     streaming thread, before it is pushed or consumed."""
 
     signals: tuple[str, ...] = ("handoff",)
-    name: str
-    _handoffs: tuple[Handoff, ...] = ()
-
-    def connect(self, signal: str, callback: Handoff) -> None:
-        """Register `callback(buf)` for `signal`.
-
-        Raises:
-            ValueError: the element has no such signal (the message lists those it has).
-        """
-        if signal not in self.signals:
-            raise ValueError(
-                f"{self.name}: no signal '{signal}' (it has: {', '.join(self.signals)})"
-            )
-        self._handoffs = (*self._handoffs, callback)
 
     def _emit_handoff(self, buf: Buffer) -> None:
-        for callback in self._handoffs:
-            callback(buf)
+        self.emit("handoff", buf)
 
 
 class FakeSrc(Handoffs, Source[Media], factory="fakesrc"):
